@@ -1,0 +1,66 @@
+"""Errors raised by drivers.
+
+``fsm.errors`` re-raises these as members of the ``BerthError`` family; drivers stay free of
+``fsm`` so they can be used and tested alone.
+"""
+
+from __future__ import annotations
+
+import errno as errnos
+from collections.abc import Sequence
+
+
+class HostError(Exception):
+    """A host operation failed.
+
+    ``command`` is the argv that failed (empty when the failure was not a command), ``stderr`` what
+    it printed, and ``errno`` the meaning callers branch on (``errno.EBUSY``, ``errno.ENOENT``...)
+    when it is known.
+    """
+
+    default_errno: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Sequence[str] = (),
+        stderr: str = "",
+        errno: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.command = tuple(command)
+        self.stderr = stderr
+        self.errno = errno if errno is not None else self.default_errno
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.command:
+            text += f" (command: {' '.join(self.command)})"
+        detail = self.stderr.strip()
+        if detail:
+            text += f": {detail.splitlines()[-1]}"
+        return text
+
+
+class DeviceBusy(HostError):
+    default_errno = errnos.EBUSY
+
+
+class DeviceExists(HostError):
+    default_errno = errnos.EEXIST
+
+
+class NoSuchDevice(HostError):
+    default_errno = errnos.ENOENT
+
+
+class CommandTimeout(HostError):
+    default_errno = errnos.ETIMEDOUT
+
+
+class InvalidDriverConfig(HostError):
+    """A driver option is out of range; raised before anything on the host is touched."""
+
+    default_errno = errnos.EINVAL

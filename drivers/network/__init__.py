@@ -1,0 +1,18 @@
+"""Network drivers: give a container its network namespace (or the host's) before it starts,
+and take it back when it ends. Every operation is idempotent, so recovery can repeat it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What the runtime needs to know about a container's network."""
+
+    #: path of the network namespace to join, or None to share the host's
+    netns_path: str | None
+    #: lines for the container's /etc/hosts beyond localhost
+    hosts: tuple[str, ...] = ()
+    ip: str | None = None
+    gateway: str | None = None

@@ -1,0 +1,228 @@
+"""An OCI runtime (runc by default, crun as an option) driven through its command line, with the
+shim (``drivers.runtime.shim``) owning each started container."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.commands import run
+from drivers.errors import HostError
+from drivers.runtime.bundle import BundleSpec, write_bundle
+
+SUPPORTED = ("runc", "crun")
+#: how long ``runc create`` + ``runc start`` may take before the start is declared failed
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class ContainerPaths:
+    """The files the runtime keeps for one container, all under its directory."""
+
+    root: Path
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle"
+
+    @property
+    def log(self) -> Path:
+        """The container's stdout and stderr."""
+        return self.root / "container.log"
+
+    @property
+    def shim_log(self) -> Path:
+        return self.root / "shim.log"
+
+    @property
+    def runtime_log(self) -> Path:
+        return self.root / "runtime.log"
+
+    @property
+    def exit_file(self) -> Path:
+        """Written by the shim, atomically, when the process has ended."""
+        return self.root / "exit.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "container.pid"
+
+    @property
+    def shim_config(self) -> Path:
+        return self.root / "shim.json"
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int
+    finished_at: float
+
+
+class OCIRuntime:
+    """Starts, signals and deletes containers through ``runc`` or ``crun``."""
+
+    def __init__(self, name: str, state_root: Path) -> None:
+        if name not in SUPPORTED:
+            raise HostError(f"unknown OCI runtime {name!r}: choose one of {', '.join(SUPPORTED)}")
+        binary = shutil.which(name)
+        if binary is None:
+            raise HostError(f"the OCI runtime {name} is not installed (apt-get install {name})")
+        self.name = name
+        self.binary = binary
+        self.state_root = state_root
+
+    def _argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", str(self.state_root), *args]
+
+    def start(
+        self,
+        spec: BundleSpec,
+        paths: ContainerPaths,
+        on_exit: Sequence[str],
+        on_exit_env: Mapping[str, str] | None = None,
+    ) -> int:
+        """Write the bundle, start the container under a shim, and return its pid once the
+        process is really running. Raises :class:`HostError` with the runtime's own message when
+        it does not start; nothing of it is then left (the shim deletes it)."""
+        paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in (paths.exit_file, paths.pid_file, paths.runtime_log):
+            stale.unlink(missing_ok=True)
+        write_bundle(paths.bundle, spec)
+        self.state_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        config = {
+            "id": spec.container_id,
+            "runtime": self.binary,
+            "runtime_root": str(self.state_root),
+            "runtime_log": str(paths.runtime_log),
+            "bundle": str(paths.bundle),
+            "pid_file": str(paths.pid_file),
+            "exit_file": str(paths.exit_file),
+            "container_log": str(paths.log),
+            "shim_log": str(paths.shim_log),
+            "on_exit": list(on_exit),
+            "on_exit_env": dict(on_exit_env or {}),
+            "timeout": START_TIMEOUT,
+        }
+        # 0600: the exit command's environment may hold the database URL with its password
+        descriptor = os.open(paths.shim_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            json.dump(config, out)
+        read_end, write_end = os.pipe()
+        try:
+            launcher = subprocess.Popen(
+                [sys.executable, "-m", "drivers.runtime.shim", str(paths.shim_config),
+                 str(write_end)],
+                pass_fds=(write_end,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd="/",
+                env=_shim_env(),
+            )
+        finally:
+            os.close(write_end)
+        try:
+            launcher.wait(timeout=START_TIMEOUT)
+            answer = _read_line(read_end, START_TIMEOUT)
+        finally:
+            os.close(read_end)
+        if answer.startswith("started "):
+            return int(answer.split()[1])
+        reason = answer.removeprefix("failed ").strip() or _tail(paths.shim_log) or "no answer"
+        raise HostError(f"{self.name} could not start the process: {reason}")
+
+    def kill(self, container_id: str, signal_number: int = signal.SIGTERM) -> bool:
+        """Send a signal to the container's init; False when it is not running any more."""
+        try:
+            run(self._argv("kill", container_id, str(signal_number)), timeout=15,
+                what=f"cannot signal container {container_id[:12]}")
+        except HostError as error:
+            if self.state(container_id) in (None, "stopped"):
+                return False
+            raise error
+        return True
+
+    def delete(self, container_id: str) -> None:
+        """Kill and delete the runtime's container; one that does not exist is already gone."""
+        if self.state(container_id) is None:
+            return
+        run(self._argv("delete", "--force", container_id), timeout=30,
+            what=f"cannot delete container {container_id[:12]}")
+
+    def state(self, container_id: str) -> str | None:
+        """``created``, ``running``, ``paused``, ``stopped``, or None when unknown to the runtime."""
+        if not (self.state_root / container_id).exists():
+            return None
+        try:
+            output = run(self._argv("state", container_id), timeout=15)
+        except HostError:
+            return None
+        return str(json.loads(output).get("status"))
+
+    def list(self) -> list[str]:
+        """Ids of the containers the runtime holds under berth's state root."""
+        try:
+            return sorted(p.name for p in self.state_root.iterdir() if p.is_dir())
+        except FileNotFoundError:
+            return []
+
+    @staticmethod
+    def exit_status(paths: ContainerPaths) -> ExitStatus | None:
+        """What the shim recorded when the process ended, or None if it has not (yet)."""
+        try:
+            data = json.loads(paths.exit_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return ExitStatus(int(data["exit_code"]), float(data["finished_at"]))
+
+    @staticmethod
+    def wait_for_exit(paths: ContainerPaths, timeout: float) -> ExitStatus | None:
+        """Wait until the shim has recorded the exit, at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = OCIRuntime.exit_status(paths)
+            if status is not None or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.02)
+
+
+def _shim_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # the shim imports drivers.runtime.shim from wherever this berth is installed
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not data.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").strip()
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text().strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""

@@ -1,0 +1,172 @@
+"""Engines with the pragmas berth relies on, and the schema-revision check."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from fsm.errors import BerthError, ConfigError, SchemaOutOfDate
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url``. SQLite gets WAL, foreign keys, a busy timeout, and ``BEGIN
+    IMMEDIATE`` for every transaction, so that two writers queue on the busy timeout instead of
+    failing on a read lock that cannot be upgraded."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ConfigError(
+            "database_url", url, "an SQLAlchemy URL such as sqlite:////path/berth.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from error
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(parsed, pool_pre_ping=True)
+        except (NoSuchModuleError, ImportError) as error:
+            raise ConfigError(
+                "database_url", url, "a PostgreSQL URL needs psycopg: pip install 'berth[postgres]'"
+            ) from error
+    raise ConfigError("database_url", url, "a sqlite:/// or postgresql:// URL")
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if not database or database == ":memory:":
+        raise ConfigError(
+            "database_url", url, "a SQLite file (several processes share it), not :memory:"
+        )
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # created here so it is 0600 from the start: it holds every container's environment
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # let SQLAlchemy's "begin" below issue BEGIN itself rather than pysqlite's deferred one
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def migrations_dir() -> Path:
+    import migrations
+
+    return Path(migrations.__file__).parent
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(migrations_dir())).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    config = alembic_config(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def ensure_schema(engine: Engine, url: str, *, embedded: bool, lock_dir: Path) -> None:
+    """Check that the database is at the head revision.
+
+    An empty database, or the embedded default at an older revision, is upgraded (under a file
+    lock, so two processes starting at once do not both create tables). Any other database at an
+    older revision is the operator's to upgrade: :class:`SchemaOutOfDate` says how.
+    """
+    head = head_revision()
+    current = _current_or_error(engine, url)
+    if current == head:
+        return
+    with _file_lock(lock_dir / ".schema.lock"):
+        current = _current_or_error(engine, url)
+        if current == head:
+            return
+        empty = current is None and not inspect(engine).get_table_names()
+        if not (embedded or empty):
+            if current is not None and not _is_known(current):
+                raise BerthError(
+                    f"the database {url} is at schema revision {current}, which this berth does "
+                    "not know: it was written by a newer berth; upgrade berth"
+                )
+            raise SchemaOutOfDate(_safe_url(url), current, head)
+        upgrade(engine, url)
+
+
+def _current_or_error(engine: Engine, url: str) -> str | None:
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return current_revision(engine)
+    except OperationalError as error:
+        raise BerthError(f"cannot open the database {_safe_url(url)}: {error.orig}") from error
+
+
+def _is_known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    try:
+        return ScriptDirectory(str(migrations_dir())).get_revision(revision) is not None
+    except Exception:
+        return False
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class _file_lock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)

@@ -1,0 +1,31 @@
+"""Run by the shim when a container's process has ended: ``python -m fsm.exit_hook ID CODE``.
+
+The orchestrator's settings come from the environment the shim was given (BERTH_ROOT,
+BERTH_DATABASE_URL, BERTH_STORAGE, BERTH_RUNTIME), so the URL never shows in ``ps``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str]) -> int:
+    container_id, exit_code = argv[0], int(argv[1])
+    from fsm.orchestrator import Orchestrator
+    from fsm.restart import after_exit
+
+    orc = Orchestrator(
+        storage=os.environ.get("BERTH_STORAGE") or None,
+        runtime=os.environ.get("BERTH_RUNTIME", "runc"),
+    )
+    try:
+        orc.handle_exit(container_id, exit_code)
+        after_exit(orc, container_id)
+    finally:
+        orc.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,92 @@
+"""What the API returns: frozen snapshots, safe to keep after the database has moved on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """A container as it was when read.
+
+    >>> info = orc.get("web")
+    >>> info.state, info.exit_code
+    ('exited', 7)
+    """
+
+    id: str
+    name: str
+    image: str
+    state: str
+    exit_code: int
+    error: str
+    pid: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    has_been_started_before: bool
+    restart_count: int
+    #: an explicit ``stop`` happened: restart policies leave the container alone
+    manually_stopped: bool
+    #: cmd, env, working_dir, exposed_ports
+    config: dict[str, Any]
+    #: network_mode, ipc_mode, links, mounts, tmpfs, restart_policy, shm_size
+    host_config: dict[str, Any]
+    #: in-flight states: the orchestrator driving it (``node:pid:start-time``)
+    owner: str | None = None
+    node: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            return value.isoformat() if isinstance(value, datetime) else value
+
+        return {name: plain(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the event log (``docker events``): ``action`` is create, start, die, kill,
+    stop, restart, destroy...; ``attributes`` holds exitCode, error, image, name..."""
+
+    id: int
+    time: datetime
+    container_id: str
+    action: str
+    attributes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "time": self.time.isoformat(), "container_id": self.container_id,
+                "action": self.action, "attributes": self.attributes}
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """One committed state change. ``started_at`` is when the trigger fired (its side effect
+    began), ``finished_at`` when the change was committed."""
+
+    container_id: str
+    trigger: str
+    source: str
+    dest: str
+    started_at: datetime
+    finished_at: datetime
+    error: str
+
+    @property
+    def duration(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    name: str
+    size: int
+    storage_driver: str
+    created_at: datetime

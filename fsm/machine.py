@@ -1,0 +1,50 @@
+"""One shared ``transitions`` machine drives every container.
+
+A :class:`transitions.Machine` per row costs about twice as much as firing the shared machine's
+events on a plain object (``benchmarks/machine_binding.py`` measures it), and ``add_model`` keeps a
+strong reference and does an O(n) membership check. So rows are never added to the machine: an
+event is fired on a :class:`~fsm.container.LiveContainer` directly, and the machine reads and writes
+its ``state`` attribute.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from transitions import Machine, MachineError
+
+from fsm import states
+from fsm.errors import InvalidState
+
+if TYPE_CHECKING:
+    from fsm.container import LiveContainer
+
+MACHINE = Machine(
+    model=None,
+    states=states.STATES,
+    transitions=states.TRANSITIONS,
+    initial=states.CREATED,
+    auto_transitions=False,
+    send_event=True,
+    # the compare-and-swap: committed after the trigger's side effect, before the state moves
+    before_state_change="fsm.persistence.commit_transition",
+)
+
+
+def fire(container: LiveContainer, trigger: str, **kwargs: Any) -> None:
+    """Fire ``trigger`` on ``container``; its side effect runs, then the change is committed.
+
+    Raises :class:`InvalidState` when the trigger may not fire from the container's state, and
+    whatever the side effect raised (the state has then not moved).
+    """
+    event = MACHINE.events.get(trigger)
+    if event is None:
+        raise ValueError(f"unknown trigger {trigger!r}")
+    try:
+        event.trigger(container, **kwargs)
+    except MachineError as error:
+        raise InvalidState(container.id, container.state, trigger) from error
+
+
+def may_fire(state: str, trigger: str) -> bool:
+    return trigger in MACHINE.get_triggers(state)

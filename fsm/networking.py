@@ -1,0 +1,64 @@
+"""Network modes: what ``setup_network`` and ``release_network`` do for each.
+
+- ``none``: a network namespace of its own with only loopback up;
+- ``host``: the host's network, nothing to set up;
+- ``container:<ref>``: join the network namespace of another running container;
+- ``bridge`` (the default for a blank mode): see :mod:`fsm.bridge`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from drivers.network import Attachment
+from drivers.network.namespace import create_netns, delete_netns, netns_name, netns_path
+from fsm.errors import InvalidState, host_errors
+
+if TYPE_CHECKING:
+    from fsm.container import LiveContainer
+
+DEFAULT_MODE = "bridge"
+
+
+def effective_mode(mode: str) -> str:
+    """The seed's SetDefaultNetModeIfBlank."""
+    return mode or DEFAULT_MODE
+
+
+def setup_network(container: LiveContainer) -> Attachment:
+    mode = effective_mode(container.host_config["network_mode"])
+    with host_errors():
+        if mode == "host":
+            return Attachment(netns_path=None)
+        if mode.startswith("container:"):
+            return Attachment(netns_path=_joined_netns(container, mode.removeprefix("container:")))
+        if mode == "none":
+            return Attachment(netns_path=create_netns(netns_name(container.id)))
+        if mode == "bridge":
+            return container.orc.bridge.attach(container.id, container.name)
+    raise AssertionError(f"network mode {mode!r} passed validation")
+
+
+def release_network(container: LiveContainer) -> None:
+    """Idempotent: releasing twice, or what was never set up, does nothing."""
+    mode = effective_mode(container.host_config["network_mode"])
+    with host_errors():
+        if mode == "bridge":
+            container.orc.bridge.detach(container.id)
+        if mode in ("none", "bridge"):
+            delete_netns(netns_name(container.id))
+
+
+def _joined_netns(container: LiveContainer, ref: str) -> str:
+    target = container.orc.get(ref)
+    if target.state != "running":
+        raise InvalidState(target.id, target.state, "join the network of",
+                           f"container {container.name} needs it running")
+    mode = effective_mode(target.host_config["network_mode"])
+    if mode == "host":
+        raise InvalidState(target.id, "using the host's network", "join the network of",
+                           "use network_mode='host' instead")
+    if mode.startswith("container:"):
+        # the joined container has no namespace of its own: follow it to the one it joined
+        return _joined_netns(container, mode.removeprefix("container:"))
+    return netns_path(netns_name(target.id))

@@ -1,0 +1,46 @@
+"""Who is driving an in-flight container: ``node:pid:start-time``.
+
+The process start time (clock ticks since boot, from ``/proc/PID/stat``) makes the identity
+unique even when the pid is reused, so recovery on the same node can tell at once that an owner
+has died, without waiting for its lease to expire.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+
+def process_start_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after its last ')'
+    fields = text[text.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+@cache
+def _this_process(pid: int) -> str:
+    return f"{pid}:{process_start_ticks(pid)}"
+
+
+def owner_id(node: str) -> str:
+    # keyed by pid so that a forked child gets its own identity
+    return f"{node}:{_this_process(os.getpid())}"
+
+
+def owner_is_alive(owner: str, node: str) -> bool | None:
+    """Whether the owner process still runs: ``None`` when it is on another node (unknowable)."""
+    owner_node, _, rest = owner.rpartition(":")
+    owner_node, _, pid_text = owner_node.rpartition(":")
+    start_text = rest
+    if owner_node != node:
+        return None
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return str(process_start_ticks(pid)) == start_text

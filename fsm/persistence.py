@@ -1,0 +1,90 @@
+"""The compare-and-swap that commits every transition.
+
+One database transaction per transition: the ``containers`` row moves only if it still is at the
+version and state we read (``UPDATE ... WHERE id = :id AND version = :seen AND state = :source``),
+and the ``transitions`` audit row and any ``events`` rows are written in the same transaction. The
+side effect has already happened by then (it is the trigger's ``prepare``), so no transaction is
+ever open across one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, insert, update
+
+from fsm import states
+from fsm.errors import ConcurrentTransition
+from models import Container, ContainerEvent, TransitionAudit, utcnow
+
+if TYPE_CHECKING:
+    from transitions import EventData
+
+    from fsm.container import LiveContainer
+
+_containers = Container.__table__
+_audit = TransitionAudit.__table__
+_events = ContainerEvent.__table__
+
+
+def commit_transition(event: EventData) -> None:
+    """Machine-wide ``before_state_change``: raise :class:`ConcurrentTransition` (and so leave
+    the state unmoved) when someone else moved the row first."""
+    container: LiveContainer = event.model
+    assert event.transition is not None and event.event is not None
+    source, dest, trigger = event.transition.source, event.transition.dest, event.event.name
+    now = utcnow()
+    values: dict[str, Any] = dict(container.changes)
+    values["version"] = container.version + 1
+    if dest in states.IN_FLIGHT:
+        values["owner"] = container.orc.owner
+        values["lease_expires_at"] = now + timedelta(seconds=container.orc.lease_seconds)
+    else:
+        values["owner"] = None
+        values["lease_expires_at"] = None
+    matches = (
+        (_containers.c.id == container.id)
+        & (_containers.c.version == container.version)
+        & (_containers.c.state == source)
+    )
+    with container.orc.engine.begin() as connection:
+        if dest == states.REMOVED:
+            result = connection.execute(delete(_containers).where(matches))
+        else:
+            values["state"] = dest
+            result = connection.execute(update(_containers).where(matches).values(values))
+        if result.rowcount != 1:
+            raise ConcurrentTransition(container.id, trigger, source)
+        connection.execute(
+            insert(_audit).values(
+                container_id=container.id, trigger=trigger, source=source, dest=dest,
+                started_at=container.trigger_started_at or now, finished_at=now,
+                error=values.get("error", "") if trigger == "fail" else "",
+                actor=container.orc.owner,
+            )
+        )
+        if container.events:
+            connection.execute(
+                insert(_events),
+                [{"time": now, "container_id": container.id, "action": action,
+                  "attributes": attributes} for action, attributes in container.events],
+            )
+    container.owner = values["owner"]
+    container.applied(values["version"])
+
+
+def renew_lease(container: LiveContainer) -> bool:
+    """Push the lease of an in-flight row forward; False when we no longer own it."""
+    until = utcnow() + timedelta(seconds=container.orc.lease_seconds)
+    with container.orc.engine.begin() as connection:
+        result = connection.execute(
+            update(_containers)
+            .where(
+                (_containers.c.id == container.id)
+                & (_containers.c.version == container.version)
+                & (_containers.c.owner == container.orc.owner)
+            )
+            .values(lease_expires_at=until)
+        )
+    return result.rowcount == 1

@@ -1,0 +1,60 @@
+"""Restart policies, run by the exit hook (the shim's ``exit``), as Docker's restart manager:
+``no``, ``on-failure[:max]``, ``always``, ``unless-stopped``; back-off from 100 ms doubling per
+quick exit, back to 100 ms after 10 s of running, at most one minute. An explicit ``stop`` sets
+``manually_stopped`` and ends restarting."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from fsm import states
+from fsm.errors import BerthError
+from fsm.info import ContainerInfo
+
+if TYPE_CHECKING:
+    from fsm.orchestrator import Orchestrator
+
+INITIAL_DELAY = 0.1
+MAX_DELAY = 60.0
+#: a run this long resets the back-off
+RESET_AFTER = 10.0
+
+
+def should_restart(info: ContainerInfo) -> bool:
+    policy = info.host_config["restart_policy"]
+    if info.state != states.EXITED or info.manually_stopped:
+        return False
+    name = policy["name"]
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure" and info.exit_code != 0:
+        maximum = policy["maximum_retry_count"]
+        return maximum == 0 or info.restart_count < maximum
+    return False
+
+
+def backoff_delay(info: ContainerInfo) -> float:
+    if info.started_at and info.finished_at:
+        ran = (info.finished_at - info.started_at).total_seconds()
+        if ran >= RESET_AFTER:
+            return INITIAL_DELAY
+    return min(MAX_DELAY, INITIAL_DELAY * 2 ** info.restart_count)
+
+
+def after_exit(orc: Orchestrator, container_id: str) -> None:
+    """Restart the container if its policy says so, after the back-off."""
+    try:
+        info = orc.get(container_id)
+    except BerthError:
+        return
+    if not should_restart(info):
+        return
+    time.sleep(backoff_delay(info))
+    try:
+        # re-read: a stop or remove during the back-off wins
+        info = orc.get(container_id)
+        if should_restart(info):
+            orc.restart_after_exit(info)
+    except BerthError:
+        pass  # the start failed: the error edge has recorded why, and the container is dead

@@ -1,0 +1,79 @@
+"""The container lifecycle, declared once, as data.
+
+    created ──start──► mounting ──mounted──► networking ──networked──► starting ──started──► running
+    exited  ──start──┘    └────────── fail ──────┴───────────── fail ──────┘                 │   │
+                                       ▼                                                   │   stop
+                                      dead                                          exit   │   ▼
+    created | exited | dead ──remove──► removing ──removed──► (row gone)      exited ◄──┴─ stopping
+
+A trigger's ``prepare`` callback is the side effect that earns it: ``mounted`` mounts the rootfs,
+and only once the mount is done is ``mounting → networking`` committed. If the side effect raises,
+the state does not move and the caller fires ``fail``, whose ``prepare`` undoes every step
+(each undo is idempotent, so recovery may run them again). Callbacks live in ``fsm.lifecycle``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CREATED = "created"
+MOUNTING = "mounting"
+NETWORKING = "networking"
+STARTING = "starting"
+RUNNING = "running"
+STOPPING = "stopping"
+EXITED = "exited"
+REMOVING = "removing"
+DEAD = "dead"
+#: not a state a row is ever in: the row is deleted by the ``removed`` transition
+REMOVED = "removed"
+
+STATES = [CREATED, MOUNTING, NETWORKING, STARTING, RUNNING, STOPPING, EXITED, REMOVING, DEAD, REMOVED]
+
+#: states in which an orchestrator is driving a side effect; they carry an owner and a lease
+IN_FLIGHT = frozenset({MOUNTING, NETWORKING, STARTING, STOPPING, REMOVING})
+
+_UNDO = ["fsm.lifecycle.stop_process", "fsm.lifecycle.release_network", "fsm.lifecycle.put_rootfs"]
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "start", "source": [CREATED, EXITED], "dest": MOUNTING,
+     "prepare": "fsm.lifecycle.begin_start"},
+    {"trigger": "mounted", "source": MOUNTING, "dest": NETWORKING,
+     "prepare": "fsm.lifecycle.mount_rootfs"},
+    {"trigger": "networked", "source": NETWORKING, "dest": STARTING,
+     "prepare": ["fsm.lifecycle.setup_network", "fsm.lifecycle.prepare_process"]},
+    {"trigger": "started", "source": STARTING, "dest": RUNNING,
+     "prepare": "fsm.lifecycle.start_process"},
+    {"trigger": "stop", "source": RUNNING, "dest": STOPPING,
+     "prepare": "fsm.lifecycle.record_stop_request"},
+    {"trigger": "exit", "source": [RUNNING, STOPPING], "dest": EXITED,
+     "prepare": [*_UNDO, "fsm.lifecycle.record_exit"]},
+    {"trigger": "fail", "source": [MOUNTING, NETWORKING, STARTING, STOPPING, REMOVING],
+     "dest": DEAD, "prepare": [*_UNDO, "fsm.lifecycle.record_failure"]},
+    {"trigger": "remove", "source": [CREATED, EXITED, DEAD], "dest": REMOVING},
+    {"trigger": "removed", "source": REMOVING, "dest": REMOVED,
+     "prepare": "fsm.lifecycle.remove_layer"},
+]
+
+#: the triggers ``start`` fires in order; each one's ``prepare`` is a step of the seed's
+#: containerStart
+START_SEQUENCE = ("start", "mounted", "networked", "started")
+
+#: what each in-flight state is doing, for error messages ("failed while mounting the rootfs")
+STEP_NAMES = {
+    MOUNTING: "mounting the rootfs",
+    NETWORKING: "setting up the network",
+    STARTING: "starting the process",
+    STOPPING: "stopping the process",
+    REMOVING: "removing the container's layer",
+}
+
+
+def triggers_from(state: str) -> list[str]:
+    """The triggers that may fire in ``state``."""
+    names = []
+    for transition in TRANSITIONS:
+        sources = transition["source"]
+        if state == sources or state in sources:
+            names.append(transition["trigger"])
+    return names

@@ -1,0 +1,25 @@
+"""berth's schema as typed SQLAlchemy 2 models. The schema is a public interface: operators read
+it with plain SQL (``docs/database.md``). ``alembic`` migrations own the truth; ``alembic check``
+proves these models and the migrations agree."""
+
+from models.base import Base, utcnow
+from models.container import (
+    CONTAINER_STATES,
+    Container,
+    ContainerEvent,
+    Image,
+    TransitionAudit,
+)
+from models.network import Endpoint, Network
+
+__all__ = [
+    "CONTAINER_STATES",
+    "Base",
+    "Container",
+    "ContainerEvent",
+    "Endpoint",
+    "Image",
+    "Network",
+    "TransitionAudit",
+    "utcnow",
+]
