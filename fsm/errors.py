@@ -84,11 +84,14 @@ class ImageInUse(BerthError):
 class InvalidState(BerthError):
     """The container's state does not allow the operation."""
 
-    def __init__(self, container_id: str, state: str, operation: str, hint: str = "") -> None:
+    def __init__(
+        self, container_id: str, state: str, operation: str, hint: str = "", name: str = ""
+    ) -> None:
         self.container_id = container_id
         self.state = state
         self.operation = operation
-        message = f"cannot {operation} container {container_id[:12]}: it is {state}"
+        who = f"{name} ({container_id[:12]})" if name else container_id[:12]
+        message = f"cannot {operation} container {who}: it is {state}"
         super().__init__(f"{message}; {hint}" if hint else message)
 
 

@@ -185,8 +185,10 @@ def _undo_step(step: Callable[[LiveContainer], None]) -> Step:
 
 @_undo_step
 def stop_process(container: LiveContainer) -> None:
+    """Kill and delete the runtime's container, and its bundle (the logs stay)."""
     with host_errors():
         container.orc.runtime.delete(container.id)
+    shutil.rmtree(container.orc.paths(container.id).bundle, ignore_errors=True)
     crash_point("undo.after_stop_process")
 
 

@@ -23,7 +23,7 @@ def linked_targets(container: LiveContainer) -> list[tuple[str, ContainerInfo]]:
         target = container.orc.get(link["container"])
         if target.state != "running":
             raise InvalidState(target.id, target.state, "link to",
-                               f"start {target.name} before {container.name}")
+                               f"start it before {container.name}", name=target.name)
         result.append((link["alias"], target))
     return result
 

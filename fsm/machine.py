@@ -43,7 +43,7 @@ def fire(container: LiveContainer, trigger: str, **kwargs: Any) -> None:
     try:
         event.trigger(container, **kwargs)
     except MachineError as error:
-        raise InvalidState(container.id, container.state, trigger) from error
+        raise InvalidState(container.id, container.state, trigger, name=container.name) from error
 
 
 def may_fire(state: str, trigger: str) -> bool:

@@ -53,11 +53,11 @@ def _joined_netns(container: LiveContainer, ref: str) -> str:
     target = container.orc.get(ref)
     if target.state != "running":
         raise InvalidState(target.id, target.state, "join the network of",
-                           f"container {container.name} needs it running")
+                           f"container {container.name} needs it running", name=target.name)
     mode = effective_mode(target.host_config["network_mode"])
     if mode == "host":
         raise InvalidState(target.id, "using the host's network", "join the network of",
-                           "use network_mode='host' instead")
+                           "use network_mode='host' instead", name=target.name)
     if mode.startswith("container:"):
         # the joined container has no namespace of its own: follow it to the one it joined
         return _joined_netns(container, mode.removeprefix("container:"))

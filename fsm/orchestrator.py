@@ -233,7 +233,8 @@ class Orchestrator:
             return container.info()
         if container.state in (states.DEAD, states.REMOVING):
             raise InvalidState(container.id, container.state, "start",
-                               "its removal is in progress or it is dead: create a new one")
+                               "its removal is in progress or it is dead: create a new one",
+                               name=container.name)
         try:
             self._fire(container, "start")
         except (ConcurrentTransition, InvalidState):
@@ -275,7 +276,8 @@ class Orchestrator:
             self._fire(container, "stop")
         elif container.state != states.STOPPING:
             raise InvalidState(container.id, container.state, "stop",
-                               "wait for the operation in progress to finish")
+                               "wait for the operation in progress to finish",
+                               name=container.name)
         paths = self.paths(container.id)
         with host_errors():
             self.runtime.kill(container.id, signal.SIGTERM)
@@ -320,7 +322,8 @@ class Orchestrator:
         if container.state in (states.RUNNING, states.STOPPING):
             if not force:
                 raise InvalidState(container.id, container.state, "remove",
-                                   "stop it first, or remove with force=True (`rm -f`)")
+                                   "stop it first, or remove with force=True (`rm -f`)",
+                                   name=container.name)
             self.stop(container.id, timeout=0)
             container = self._load(container.id)
         self._fire(container, "remove")

@@ -1,0 +1,97 @@
+"""Fixtures that build real things: a busybox image tarball from Debian's busybox-static, a
+SQLite file or a real PostgreSQL server, and orchestrators on a private data root."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.hostcheck import HostSnapshot
+from tests.postgres_server import PostgresServer, start_server
+
+BUSYBOX = shutil.which("busybox")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    not_root = os.geteuid() != 0
+    for item in items:
+        if not_root and item.get_closest_marker("root"):
+            item.add_marker(pytest.mark.skip(reason="needs root (netns, runc, mounts)"))
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root filesystem tarball: /bin/busybox from busybox-static and its applet links."""
+    if BUSYBOX is None:
+        pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
+    tree = tmp_path_factory.mktemp("busybox-rootfs")
+    for directory in ("bin", "etc", "tmp", "root", "proc", "sys", "dev"):
+        (tree / directory).mkdir()
+    shutil.copy2(BUSYBOX, tree / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
+    for applet in applets.stdout.split():
+        if applet != "busybox":
+            (tree / "bin" / applet).symlink_to("busybox")
+    (tree / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (tree / "tmp").chmod(0o1777)
+    tar = tmp_path_factory.mktemp("images") / "busybox.tar"
+    subprocess.run(["tar", "-C", str(tree), "-cf", str(tar), "."], check=True)
+    return tar
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = start_server()
+    if server is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    yield server
+    server.stop()
+
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test that touches the database runs on a SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'berth.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"berth_test_{os.getpid()}_{next(_database_numbers)}")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def host_before() -> HostSnapshot:
+    return HostSnapshot.take()
+
+
+@pytest.fixture
+def orc(database_url: str, root: Path, host_before: HostSnapshot) -> Iterator[object]:
+    from fsm import Orchestrator
+
+    orchestrator = Orchestrator(database_url=database_url, root=root, storage="vfs")
+    yield orchestrator
+    for container in orchestrator.list(all=True):
+        try:
+            orchestrator.remove(container.id, force=True)
+        except Exception:  # noqa: BLE001 - teardown goes on; the leak check below tells
+            pass
+    orchestrator.close()
+    host_before.assert_nothing_leaked(root)
+
+
+@pytest.fixture
+def image(orc: object, busybox_tar: Path) -> str:
+    orc.import_image("busybox", busybox_tar)  # type: ignore[attr-defined]
+    return "busybox"
