@@ -11,6 +11,7 @@ from models.container import (
     TransitionAudit,
 )
 from models.network import Endpoint, Network
+from models.thin import ThinDevice, ThinPool
 
 __all__ = [
     "CONTAINER_STATES",
@@ -20,6 +21,8 @@ __all__ = [
     "Endpoint",
     "Image",
     "Network",
+    "ThinDevice",
+    "ThinPool",
     "TransitionAudit",
     "utcnow",
 ]
