@@ -12,7 +12,9 @@ from drivers.errors import CommandTimeout, HostError
 
 DEFAULT_TIMEOUT = 30.0
 
-#: maps a failure's stderr to a more precise error class (e.g. "Device or resource busy" → DeviceBusy)
+_ANY_EXIT_CODE = tuple(range(256))
+
+#: picks a more precise error class from a failure's stderr ("Device or resource busy" → DeviceBusy)
 ErrorClassifier = Callable[[str], type[HostError]]
 
 
@@ -34,7 +36,7 @@ def run(
         raise HostError(f"{program} is not installed", command=argv) from error
     # a watchdog thread kills the command at the deadline: sh's own ``_timeout`` polls every
     # 100 ms, which would add a tenth of a second to every command berth runs
-    process = command(*args, _bg=True, _bg_exc=False, _ok_code=range(256), _in=input,
+    process = command(*args, _bg=True, _bg_exc=False, _ok_code=_ANY_EXIT_CODE, _in=input,
                       _err_to_out=False, _tty_out=False)
     watchdog = threading.Timer(timeout, _kill, (process,))
     watchdog.start()

@@ -52,10 +52,12 @@ class Bridge:
             bridge.check_subnet_free(self.subnet, self.interface)
         try:
             with self.engine.begin() as connection:
-                return int(connection.execute(insert(Network.__table__).values(
+                inserted = connection.execute(insert(Network).values(
                     name=NETWORK_NAME, driver="bridge", bridge=self.interface,
                     subnet=self.subnet, gateway=self.gateway, created_at=utcnow(),
-                )).inserted_primary_key[0])
+                )).inserted_primary_key
+                assert inserted is not None
+                return int(inserted[0])
         except IntegrityError:
             return self._network_id()
 
@@ -89,7 +91,7 @@ class Bridge:
                 raise BerthError(f"the bridge network {self.subnet} has no free address left")
             try:
                 with self.engine.begin() as connection:
-                    connection.execute(insert(Endpoint.__table__).values(
+                    connection.execute(insert(Endpoint).values(
                         container_id=container_id, network_id=network_id, ip=candidate,
                         mac=bridge.mac_for(candidate), veth=bridge.veth_name(container_id),
                         netns=netns_name(container_id), created_at=utcnow(),
@@ -103,7 +105,7 @@ class Bridge:
         with host_errors():
             bridge.detach(bridge.veth_name(container_id))
         with self.engine.begin() as connection:
-            connection.execute(delete(Endpoint.__table__).where(
+            connection.execute(delete(Endpoint).where(
                 Endpoint.container_id == container_id))
 
     def address_of(self, container_id: str) -> str | None:

@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except click.ClickException as usage:
         usage.show()
         sys.exit(2)
-    except Exception as error:  # noqa: BLE001 - every error becomes one line and an exit code
+    except Exception as error:
         from fsm.errors import BerthError
 
         if debug:
@@ -170,7 +170,7 @@ def _create(obj: Context, image: str, command: Sequence[str], **options: Any) ->
 @cli.command()
 @_create_options
 @pass_context
-def create(obj: Context, image: str, command: tuple[str, ...], **options: Any) -> None:
+def create(obj: Context, /, image: str, command: tuple[str, ...], **options: Any) -> None:
     """Create a container; prints its id.
 
     \b
@@ -184,7 +184,7 @@ def create(obj: Context, image: str, command: tuple[str, ...], **options: Any) -
 @click.option("-d", "--detach", is_flag=True, help="Print the id and return at once.")
 @_create_options
 @pass_context
-def run(obj: Context, image: str, command: tuple[str, ...], remove: bool, detach: bool,
+def run(obj: Context, /, image: str, command: tuple[str, ...], remove: bool, detach: bool,
         **options: Any) -> None:
     """Create and start a container; stream its output and exit with its exit code.
 
@@ -214,7 +214,7 @@ def run(obj: Context, image: str, command: tuple[str, ...], remove: bool, detach
 @cli.command()
 @click.argument("refs", nargs=-1, required=True)
 @pass_context
-def start(obj: Context, refs: tuple[str, ...]) -> None:
+def start(obj: Context, /, refs: tuple[str, ...]) -> None:
     """Start containers; returns once each one's process runs.
 
     \b
@@ -229,7 +229,7 @@ def start(obj: Context, refs: tuple[str, ...]) -> None:
               help="Seconds to wait after SIGTERM before SIGKILL.")
 @click.argument("refs", nargs=-1, required=True)
 @pass_context
-def stop(obj: Context, refs: tuple[str, ...], timeout: float) -> None:
+def stop(obj: Context, /, refs: tuple[str, ...], timeout: float) -> None:
     """Stop containers: SIGTERM, then SIGKILL after the timeout.
 
     \b
@@ -243,7 +243,7 @@ def stop(obj: Context, refs: tuple[str, ...], timeout: float) -> None:
 @click.option("-t", "--time", "timeout", type=float, default=10, show_default=True)
 @click.argument("refs", nargs=-1, required=True)
 @pass_context
-def restart(obj: Context, refs: tuple[str, ...], timeout: float) -> None:
+def restart(obj: Context, /, refs: tuple[str, ...], timeout: float) -> None:
     """Stop, then start containers.
 
     \b
@@ -258,7 +258,7 @@ def restart(obj: Context, refs: tuple[str, ...], timeout: float) -> None:
 @click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
 @click.argument("refs", nargs=-1, required=True)
 @pass_context
-def rm(obj: Context, refs: tuple[str, ...], force: bool) -> None:
+def rm(obj: Context, /, refs: tuple[str, ...], force: bool) -> None:
     """Remove containers (their events and history stay).
 
     \b
@@ -274,7 +274,7 @@ def rm(obj: Context, refs: tuple[str, ...], force: bool) -> None:
 @click.argument("ref")
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
 @pass_context
-def wait(obj: Context, ref: str, timeout: float | None) -> None:
+def wait(obj: Context, /, ref: str, timeout: float | None) -> None:
     """Wait until the container stops; print its exit code.
 
     \b
@@ -291,7 +291,7 @@ def wait(obj: Context, ref: str, timeout: float | None) -> None:
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table")
 @click.option("-q", "--quiet", is_flag=True, help="Only ids.")
 @pass_context
-def ps(obj: Context, show_all: bool, filters: tuple[str, ...], output: str, quiet: bool) -> None:
+def ps(obj: Context, /, show_all: bool, filters: tuple[str, ...], output: str, quiet: bool) -> None:
     """List containers.
 
     \b
@@ -317,7 +317,7 @@ def ps(obj: Context, show_all: bool, filters: tuple[str, ...], output: str, quie
 @cli.command()
 @click.argument("refs", nargs=-1, required=True)
 @pass_context
-def inspect(obj: Context, refs: tuple[str, ...]) -> None:
+def inspect(obj: Context, /, refs: tuple[str, ...]) -> None:
     """Print containers as JSON.
 
     \b
@@ -330,7 +330,7 @@ def inspect(obj: Context, refs: tuple[str, ...]) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the container stops.")
 @click.argument("ref")
 @pass_context
-def logs(obj: Context, ref: str, follow: bool) -> None:
+def logs(obj: Context, /, ref: str, follow: bool) -> None:
     """Print a container's output (stdout and stderr).
 
     \b
@@ -351,7 +351,7 @@ def logs(obj: Context, ref: str, follow: bool) -> None:
 @click.argument("ref")
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table")
 @pass_context
-def history(obj: Context, ref: str, output: str) -> None:
+def history(obj: Context, /, ref: str, output: str) -> None:
     """The container's committed transitions, with how long each took.
 
     \b
@@ -376,7 +376,7 @@ def history(obj: Context, ref: str, output: str) -> None:
 @click.option("--follow", is_flag=True, help="Keep printing new events.")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
 @pass_context
-def events(obj: Context, since: str | None, until: str | None, filters: tuple[str, ...],
+def events(obj: Context, /, since: str | None, until: str | None, filters: tuple[str, ...],
            follow: bool, output: str) -> None:
     """The event log: create, start, die, kill, stop, restart, destroy...
 
@@ -450,7 +450,7 @@ def recover(obj: Context) -> None:
 @cli.command()
 @click.option("--force", is_flag=True, help="Remove what is found (default: only list it).")
 @pass_context
-def gc(obj: Context, force: bool) -> None:
+def gc(obj: Context, /, force: bool) -> None:
     """Find host resources that no container row owns: layers, bundles, netns, veths, runtime
     containers. A dry run unless --force.
 
@@ -470,7 +470,7 @@ def gc(obj: Context, force: bool) -> None:
 @cli.command()
 @click.option("--keep", is_flag=True, help="Keep the container afterwards.")
 @pass_context
-def demo(obj: Context, keep: bool) -> None:
+def demo(obj: Context, /, keep: bool) -> None:
     """Drive a real busybox container through its lifecycle and show each step.
 
     \b
@@ -492,7 +492,7 @@ def image() -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False))
 @pass_context
-def image_import(obj: Context, name: str, file: str) -> None:
+def image_import(obj: Context, /, name: str, file: str) -> None:
     """Import a root filesystem tarball as image NAME.
 
     \b
@@ -515,7 +515,7 @@ def image_ls(obj: Context) -> None:
 @image.command("rm")
 @click.argument("names", nargs=-1, required=True)
 @pass_context
-def image_rm(obj: Context, names: tuple[str, ...]) -> None:
+def image_rm(obj: Context, /, names: tuple[str, ...]) -> None:
     """Remove images no container uses."""
     for name in names:
         obj.orc.remove_image(name)
@@ -559,7 +559,7 @@ def _database(obj: Context) -> tuple[Any, str]:
 @db.command("upgrade")
 @click.argument("revision", default="head")
 @pass_context
-def db_upgrade(obj: Context, revision: str) -> None:
+def db_upgrade(obj: Context, /, revision: str) -> None:
     """Upgrade the schema to REVISION (default: head)."""
     from fsm.database import current_revision, upgrade
 

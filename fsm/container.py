@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row
 
 from drivers.network import Attachment
-from drivers.runtime import BundleSpec
+from drivers.runtime.bundle import BundleSpec
 from fsm.info import ContainerInfo
 
 if TYPE_CHECKING:

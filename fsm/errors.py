@@ -134,7 +134,12 @@ class DriverError(BerthError):
     """A host operation failed. ``command`` and ``stderr`` say which and why."""
 
     def __init__(
-        self, message: str, *, command: Sequence[str] = (), stderr: str = "", errno: int | None = None
+        self,
+        message: str,
+        *,
+        command: Sequence[str] = (),
+        stderr: str = "",
+        errno: int | None = None,
     ) -> None:
         self.command = tuple(command)
         self.stderr = stderr

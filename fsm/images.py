@@ -35,7 +35,8 @@ def import_image(orc: Orchestrator, name: str, tar_path: Path) -> ImageInfo:
         raise NameInUse("image", name, taken)
     image_id = _sha256_file(tar_path)
     with orc.engine.connect() as connection:
-        same = connection.execute(select(Image.name).where(Image.id == image_id)).scalar_one_or_none()
+        same = connection.execute(
+            select(Image.name).where(Image.id == image_id)).scalar_one_or_none()
     if same is not None:
         raise BerthError(f"{tar_path} is already imported as image {same!r}")
     storage = orc.storage
@@ -51,7 +52,7 @@ def import_image(orc: Orchestrator, name: str, tar_path: Path) -> ImageInfo:
                 storage.put(image_id)
             now = utcnow()
             with orc.engine.begin() as connection:
-                connection.execute(insert(Image.__table__).values(
+                connection.execute(insert(Image).values(
                     id=image_id, name=name, storage_driver=storage.name, size=size,
                     created_at=now))
         except IntegrityError as error:

@@ -52,7 +52,7 @@ class LeaseKeeper:
                 if container.state in states.IN_FLIGHT:
                     try:
                         renew_lease(container)
-                    except Exception:  # noqa: BLE001 - a failed renewal is retried next round
+                    except Exception:
                         pass
 
     def stop(self) -> None:

@@ -14,12 +14,12 @@ import shutil
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from drivers.errors import HostError
-from drivers.runtime import BundleSpec, Mount
-from fsm import networking
 from drivers.crashpoints import crash_point
+from drivers.errors import HostError
+from drivers.runtime.bundle import BundleSpec, Mount
+from fsm import networking
 from fsm.errors import BerthError, host_errors
 from fsm.links import link_environment
 from models import utcnow
@@ -36,7 +36,7 @@ Step = Callable[["EventData"], None]
 
 
 def _container(event: EventData) -> LiveContainer:
-    return event.model  # type: ignore[no-any-return]
+    return cast("LiveContainer", event.model)
 
 
 # -- start ----------------------------------------------------------------------------------

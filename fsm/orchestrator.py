@@ -24,11 +24,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drivers.runtime import ContainerPaths, OCIRuntime
+from drivers.runtime.oci import ContainerPaths, OCIRuntime
 from drivers.storage import StorageDriver
 from fsm import states, validation
 from fsm.bridge import Bridge
@@ -172,13 +172,13 @@ class Orchestrator:
         :class:`ConfigError` naming it, an unknown image :class:`NoSuchImage`, a taken name
         :class:`NameInUse`; then the container's layer is made and its row committed.
         """
-        config = {
+        config: dict[str, Any] = {
             "cmd": validation.command(command),
             "env": validation.env(env),
             "working_dir": validation.working_dir(working_dir),
             "exposed_ports": validation.exposed_ports(exposed_ports),
         }
-        host_config = {
+        host_config: dict[str, Any] = {
             "network_mode": validation.network_mode(network_mode),
             "ipc_mode": validation.ipc_mode(ipc_mode),
             "tmpfs": validation.tmpfs(tmpfs),
@@ -204,13 +204,13 @@ class Orchestrator:
         try:
             with self.engine.begin() as connection:
                 now = utcnow()
-                connection.execute(insert(Container.__table__).values(
+                connection.execute(insert(Container).values(
                     id=container_id, name=name, image_id=image_row.id, state=states.CREATED,
                     version=1, node=self.settings.node, exit_code=0, error="",
                     created_at=now, has_been_started_before=False, restart_count=0,
                     manually_stopped=False, config=config, host_config=host_config,
                 ))
-                connection.execute(insert(ContainerEvent.__table__).values(
+                connection.execute(insert(ContainerEvent).values(
                     time=now, container_id=container_id, action="create",
                     attributes={"image": image_row.name, "name": name},
                 ))
@@ -405,7 +405,7 @@ class Orchestrator:
         if users:
             raise ImageInUse(image.name, users)
         with self.engine.begin() as connection:
-            connection.execute(Image.__table__.delete().where(Image.id == image.id))
+            connection.execute(delete(Image).where(Image.id == image.id))
         with host_errors():
             self.storage.remove(image.id)
 
@@ -518,12 +518,12 @@ class Orchestrator:
 
     def _record_event(self, container_id: str, action: str, **attributes: Any) -> None:
         with self.engine.begin() as connection:
-            connection.execute(insert(ContainerEvent.__table__).values(
+            connection.execute(insert(ContainerEvent).values(
                 time=utcnow(), container_id=container_id, action=action, attributes=attributes))
 
     def _set_manually_stopped(self, container_id: str) -> None:
         with self.engine.begin() as connection:
-            connection.execute(Container.__table__.update()
+            connection.execute(update(Container)
                                .where(Container.id == container_id)
                                .values(manually_stopped=True, version=Container.version + 1))
 

@@ -10,7 +10,7 @@ ever open across one.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, insert, update
 
@@ -23,15 +23,13 @@ if TYPE_CHECKING:
 
     from fsm.container import LiveContainer
 
-_containers = Container.__table__
-_audit = TransitionAudit.__table__
-_events = ContainerEvent.__table__
+_containers = Container.__table__.c
 
 
 def commit_transition(event: EventData) -> None:
     """Machine-wide ``before_state_change``: raise :class:`ConcurrentTransition` (and so leave
     the state unmoved) when someone else moved the row first."""
-    container: LiveContainer = event.model
+    container = cast("LiveContainer", event.model)
     assert event.transition is not None and event.event is not None
     source, dest, trigger = event.transition.source, event.transition.dest, event.event.name
     now = utcnow()
@@ -44,20 +42,20 @@ def commit_transition(event: EventData) -> None:
         values["owner"] = None
         values["lease_expires_at"] = None
     matches = (
-        (_containers.c.id == container.id)
-        & (_containers.c.version == container.version)
-        & (_containers.c.state == source)
+        (_containers.id == container.id)
+        & (_containers.version == container.version)
+        & (_containers.state == source)
     )
     with container.orc.engine.begin() as connection:
         if dest == states.REMOVED:
-            result = connection.execute(delete(_containers).where(matches))
+            result = connection.execute(delete(Container).where(matches))
         else:
             values["state"] = dest
-            result = connection.execute(update(_containers).where(matches).values(values))
+            result = connection.execute(update(Container).where(matches).values(values))
         if result.rowcount != 1:
             raise ConcurrentTransition(container.id, trigger, source)
         connection.execute(
-            insert(_audit).values(
+            insert(TransitionAudit).values(
                 container_id=container.id, trigger=trigger, source=source, dest=dest,
                 started_at=container.trigger_started_at or now, finished_at=now,
                 error=values.get("error", "") if trigger == "fail" else "",
@@ -66,7 +64,7 @@ def commit_transition(event: EventData) -> None:
         )
         if container.events:
             connection.execute(
-                insert(_events),
+                insert(ContainerEvent),
                 [{"time": now, "container_id": container.id, "action": action,
                   "attributes": attributes} for action, attributes in container.events],
             )
@@ -79,11 +77,11 @@ def renew_lease(container: LiveContainer) -> bool:
     until = utcnow() + timedelta(seconds=container.orc.lease_seconds)
     with container.orc.engine.begin() as connection:
         result = connection.execute(
-            update(_containers)
+            update(Container)
             .where(
-                (_containers.c.id == container.id)
-                & (_containers.c.version == container.version)
-                & (_containers.c.owner == container.orc.owner)
+                (_containers.id == container.id)
+                & (_containers.version == container.version)
+                & (_containers.owner == container.orc.owner)
             )
             .values(lease_expires_at=until)
         )

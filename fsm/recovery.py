@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-
 from fsm import states
 from fsm.container import LiveContainer
 from fsm.errors import BerthError, ConcurrentTransition

@@ -30,7 +30,7 @@ def should_restart(info: ContainerInfo) -> bool:
         return True
     if name == "on-failure" and info.exit_code != 0:
         maximum = policy["maximum_retry_count"]
-        return maximum == 0 or info.restart_count < maximum
+        return bool(maximum == 0 or info.restart_count < maximum)
     return False
 
 
@@ -39,7 +39,7 @@ def backoff_delay(info: ContainerInfo) -> float:
         ran = (info.finished_at - info.started_at).total_seconds()
         if ran >= RESET_AFTER:
             return INITIAL_DELAY
-    return min(MAX_DELAY, INITIAL_DELAY * 2 ** info.restart_count)
+    return float(min(MAX_DELAY, INITIAL_DELAY * 2**info.restart_count))
 
 
 def after_exit(orc: Orchestrator, container_id: str) -> None:

@@ -41,7 +41,9 @@ def default_root() -> Path:
     return Path(data_home) / "berth"
 
 
-def resolve(root: str | os.PathLike[str] | None = None, database_url: str | None = None) -> Settings:
+def resolve(
+    root: str | os.PathLike[str] | None = None, database_url: str | None = None
+) -> Settings:
     """Resolve the data root and database URL; create the root (mode 0700) if needed."""
     chosen_root = root if root is not None else os.environ.get(ROOT_ENV) or default_root()
     root_path = Path(chosen_root)

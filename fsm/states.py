@@ -28,7 +28,9 @@ DEAD = "dead"
 #: not a state a row is ever in: the row is deleted by the ``removed`` transition
 REMOVED = "removed"
 
-STATES = [CREATED, MOUNTING, NETWORKING, STARTING, RUNNING, STOPPING, EXITED, REMOVING, DEAD, REMOVED]
+STATES = [
+    CREATED, MOUNTING, NETWORKING, STARTING, RUNNING, STOPPING, EXITED, REMOVING, DEAD, REMOVED,
+]
 
 #: states in which an orchestrator is driving a side effect; they carry an owner and a lease
 IN_FLIGHT = frozenset({MOUNTING, NETWORKING, STARTING, STOPPING, REMOVING})

@@ -35,7 +35,7 @@ def open_storage(requested: str | None, root: Path, engine: Engine) -> StorageDr
             from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions
             from fsm.thin_metadata import SQLDeviceMetadataStore
 
-            return DevicemapperDriver(  # type: ignore[no-any-return]
+            return DevicemapperDriver(
                 root / "devicemapper", SQLDeviceMetadataStore(engine), DevicemapperOptions()
             )
     raise ConfigError("storage", name, "'vfs' or 'devicemapper'")

@@ -85,7 +85,7 @@ def orc(database_url: str, root: Path, host_before: HostSnapshot) -> Iterator[ob
     for container in orchestrator.list(all=True):
         try:
             orchestrator.remove(container.id, force=True)
-        except Exception:  # noqa: BLE001 - teardown goes on; the leak check below tells
+        except Exception:
             pass
     orchestrator.close()
     host_before.assert_nothing_leaked(root)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from drivers.network.namespace import list_netns
 from fsm import (
     AmbiguousReference,
     BerthError,
@@ -18,7 +19,6 @@ from fsm import (
     NoSuchImage,
     Orchestrator,
 )
-from drivers.network.namespace import list_netns
 
 
 def _tree(root: Path) -> set[str]:

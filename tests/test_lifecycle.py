@@ -76,8 +76,8 @@ def test_stop_kills_a_process_that_ignores_sigterm_after_the_timeout(
 
 def test_stop_of_a_process_that_honours_sigterm(orc: Orchestrator, image: str) -> None:
     # pid 1 has no default signal actions: like Docker, the program must handle SIGTERM itself
-    c = orc.create(image, ["sh", "-c", "trap 'echo bye; exit 3' TERM; while true; do sleep 0.1; done"],
-                   network_mode="none")
+    handles_term = "trap 'echo bye; exit 3' TERM; while true; do sleep 0.1; done"
+    c = orc.create(image, ["sh", "-c", handles_term], network_mode="none")
     orc.start(c.id)
     stopped = orc.stop(c.id, timeout=60)
     assert (stopped.state, stopped.exit_code) == ("exited", 3)

@@ -1,6 +1,5 @@
-"""Runtime drivers: run a container's process from an OCI bundle and record how it ended."""
+"""Runtime drivers: run a container's process from an OCI bundle and record how it ended.
 
-from drivers.runtime.bundle import BundleSpec, Mount
-from drivers.runtime.oci import ContainerPaths, OCIRuntime
-
-__all__ = ["BundleSpec", "ContainerPaths", "Mount", "OCIRuntime"]
+``oci.py`` drives runc or crun; ``shim.py`` is the process that owns a started container;
+``bundle.py`` writes the OCI ``config.json``.
+"""

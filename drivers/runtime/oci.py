@@ -22,6 +22,7 @@ from drivers.runtime.bundle import BundleSpec, write_bundle
 SUPPORTED = ("runc", "crun")
 #: how long ``runc create`` + ``runc start`` may take before the start is declared failed
 START_TIMEOUT = 60.0
+SHIM = str(Path(__file__).with_name("shim.py"))
 
 
 @dataclass(frozen=True)
@@ -118,23 +119,23 @@ class OCIRuntime:
             json.dump(config, out)
         read_end, write_end = os.pipe()
         try:
+            # by path, isolated and without site-packages: the shim is stdlib only and must
+            # start fast
             launcher = subprocess.Popen(
-                [sys.executable, "-m", "drivers.runtime.shim", str(paths.shim_config),
-                 str(write_end)],
+                [sys.executable, "-I", "-S", SHIM, str(paths.shim_config), str(write_end)],
                 pass_fds=(write_end,),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 cwd="/",
-                env=_shim_env(),
             )
         finally:
             os.close(write_end)
         try:
-            launcher.wait(timeout=START_TIMEOUT)
             answer = _read_line(read_end, START_TIMEOUT)
         finally:
             os.close(read_end)
+            launcher.wait(timeout=START_TIMEOUT)  # it exits right after forking the shim
         if answer.startswith("started "):
             return int(answer.split()[1])
         reason = answer.removeprefix("failed ").strip() or _tail(paths.shim_log) or "no answer"
@@ -159,7 +160,7 @@ class OCIRuntime:
             what=f"cannot delete container {container_id[:12]}")
 
     def state(self, container_id: str) -> str | None:
-        """``created``, ``running``, ``paused``, ``stopped``, or None when unknown to the runtime."""
+        """``created``, ``running``, ``paused``, ``stopped``; None when the runtime has no such."""
         if not (self.state_root / container_id).exists():
             return None
         try:
@@ -193,14 +194,6 @@ class OCIRuntime:
             if status is not None or time.monotonic() >= deadline:
                 return status
             time.sleep(0.02)
-
-
-def _shim_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # the shim imports drivers.runtime.shim from wherever this berth is installed
-    here = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
 
 
 def _read_line(fd: int, timeout: float) -> str:
