@@ -78,7 +78,9 @@ def cli(ctx: click.Context, root: str | None, database_url: str | None, storage:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="berth", standalone_mode=False)
+        # not standalone: ``Exit(code)`` raised by a command (``run``'s exit code) comes back
+        # as the return value instead of being raised
+        returned = cli.main(args=argv, prog_name="berth", standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.Abort:
@@ -99,10 +101,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         click.echo(f"berth: unexpected {type(error).__name__}: {first_line} "
                    "(run with --debug for the traceback)", err=True)
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(returned if isinstance(returned, int) else 0)
 
 
 # -- containers -----------------------------------------------------------------------------
+
+#: everything after IMAGE is the container's command, options included (``sh -c '...'``)
+_COMMAND_AFTER_IMAGE = {"allow_interspersed_args": False}
 
 def _create_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
@@ -167,7 +172,7 @@ def _create(obj: Context, image: str, command: Sequence[str], **options: Any) ->
     )
 
 
-@cli.command()
+@cli.command(context_settings=_COMMAND_AFTER_IMAGE)
 @_create_options
 @pass_context
 def create(obj: Context, /, image: str, command: tuple[str, ...], **options: Any) -> None:
@@ -179,7 +184,7 @@ def create(obj: Context, /, image: str, command: tuple[str, ...], **options: Any
     click.echo(_create(obj, image, command, **options).id)
 
 
-@cli.command()
+@cli.command(context_settings=_COMMAND_AFTER_IMAGE)
 @click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
 @click.option("-d", "--detach", is_flag=True, help="Print the id and return at once.")
 @_create_options

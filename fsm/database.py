@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from fsm.errors import BerthError, ConfigError, SchemaOutOfDate
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
 
 
 def open_engine(url: str) -> Engine:
@@ -87,18 +90,29 @@ def alembic_config(url: str) -> Any:
 
 
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory(str(migrations_dir())).get_current_head()
-    assert head is not None
-    return head
+    """The newest migration's id, read from the migration files without importing alembic
+    (every orchestrator checks it at start, the exit hook included: it must be cheap)."""
+    revisions: dict[str, str | None] = {}
+    for script in (migrations_dir() / "versions").glob("*.py"):
+        text = script.read_text()
+        revision = _REVISION.search(text)
+        down = _DOWN_REVISION.search(text)
+        if revision:
+            revisions[revision.group(1)] = down.group(1) if down else None
+    parents = {down for down in revisions.values() if down}
+    heads = [r for r in revisions if r not in parents]
+    if len(heads) != 1:
+        raise BerthError(f"the migrations have {len(heads)} heads ({', '.join(heads)}): "
+                         "this berth installation is broken")
+    return heads[0]
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
+    """The database's schema revision, or None for an empty database."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade(engine: Engine, url: str, revision: str = "head") -> None:

@@ -21,7 +21,7 @@ from drivers.errors import HostError
 from drivers.runtime.bundle import BundleSpec, Mount
 from fsm import networking
 from fsm.errors import BerthError, host_errors
-from fsm.links import link_environment
+from fsm.links import link_environment, link_hosts
 from models import utcnow
 
 if TYPE_CHECKING:
@@ -161,6 +161,7 @@ def _hosts_mount(container: LiveContainer) -> list[Mount]:
     if container.attachment.ip:
         lines.append(f"{container.attachment.ip}\t{container.id[:12]} {container.name}")
     lines.extend(container.attachment.hosts)
+    lines.extend(link_hosts(container))
     hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     hosts.write_text("\n".join(lines) + "\n")
     return [Mount("/etc/hosts", "bind", str(hosts), ("rbind", "rw"))]

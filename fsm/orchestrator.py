@@ -28,6 +28,7 @@ from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from drivers.crashpoints import crash_point
 from drivers.runtime.oci import ContainerPaths, OCIRuntime
 from drivers.storage import StorageDriver
 from fsm import states, validation
@@ -195,7 +196,11 @@ class Orchestrator:
             if mode.startswith("container:"):
                 self._resolve(mode.removeprefix("container:"))
         for link in host_config["links"]:
-            self._resolve(link["container"])
+            target = self.get(link["container"])
+            if target.state != states.RUNNING:
+                raise InvalidState(target.id, target.state, "link to",
+                                   "start it before creating a container linked to it",
+                                   name=target.name)
         container_id = secrets.token_hex(32)
         name = name or f"berth_{container_id[:12]}"
         self._check_name_free(name)
@@ -266,6 +271,17 @@ class Orchestrator:
         if timeout < 0:
             raise ConfigError("timeout", timeout, "a number of seconds >= 0")
         container = self._load(ref)
+        if container.state in (states.MOUNTING, states.NETWORKING, states.STARTING):
+            # a start (perhaps a restart policy's) is under way: let it finish, then stop. The
+            # row is not touched meanwhile: that would make the starting process's next
+            # compare-and-swap fail and leave the row in flight until its lease expires.
+            starting = {states.MOUNTING, states.NETWORKING, states.STARTING}
+            if not self._wait_until(container.id, lambda s: s not in starting,
+                                    self.lease_seconds):
+                raise InvalidState(container.id, container.state, "stop",
+                                   "its start is taking longer than its lease; retry",
+                                   name=container.name)
+            container = self._load(container.id)
         if container.state in (states.CREATED, states.EXITED, states.DEAD):
             if container.state == states.EXITED and not container.manually_stopped:
                 # a restart may be waiting out its back-off: this stop ends it
@@ -276,11 +292,11 @@ class Orchestrator:
             self._fire(container, "stop")
         elif container.state != states.STOPPING:
             raise InvalidState(container.id, container.state, "stop",
-                               "wait for the operation in progress to finish",
-                               name=container.name)
+                               "its removal is in progress", name=container.name)
         paths = self.paths(container.id)
         with host_errors():
             self.runtime.kill(container.id, signal.SIGTERM)
+            crash_point("stop.after_signal")
             status = self.runtime.wait_for_exit(paths, timeout)
             if status is None:
                 self._record_event(container.id, "kill", signal="SIGKILL")
@@ -298,6 +314,9 @@ class Orchestrator:
     def restart_after_exit(self, info: ContainerInfo) -> ContainerInfo:
         """Start an exited container again because its restart policy says so."""
         container = self._load(info.id)
+        if container.manually_stopped:
+            raise InvalidState(container.id, container.state, "restart",
+                               "it was stopped by its user", name=container.name)
         container.set(restart_count=container.restart_count + 1)
         container.emit("restart", restartCount=container.restart_count + 1)
         self._fire(container, "start", restarting=True)

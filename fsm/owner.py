@@ -12,6 +12,8 @@ from functools import cache
 
 
 def process_start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot); None if it is not running (a zombie has
+    ended: its parent just has not reaped it yet)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             text = stat.read()
@@ -19,6 +21,8 @@ def process_start_ticks(pid: int) -> int | None:
         return None
     # the command name (field 2) may hold spaces and parentheses: split after its last ')'
     fields = text[text.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
     return int(fields[19])
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, insert, update
 
+from drivers.crashpoints import crash_point
 from fsm import states
 from fsm.errors import ConcurrentTransition
 from models import Container, ContainerEvent, TransitionAudit, utcnow
@@ -68,6 +69,7 @@ def commit_transition(event: EventData) -> None:
                 [{"time": now, "container_id": container.id, "action": action,
                   "attributes": attributes} for action, attributes in container.events],
             )
+    crash_point(f"commit.{trigger}")
     container.owner = values["owner"]
     container.applied(values["version"])
 

@@ -1,15 +1,16 @@
-"""What a test may leave on the host: nothing. A snapshot of berth's host resources before a
-test, compared after it."""
+"""What a test may leave on the host: nothing. The check looks only at resources named after the
+containers the test's own database knows (its ``events`` outlive removal), so tests of other
+berth instances on the same machine do not disturb it."""
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 
-from drivers.network.bridge import list_veths
-from drivers.network.namespace import list_netns
+from drivers.network.bridge import list_veths, veth_name
+from drivers.network.namespace import list_netns, netns_name
 
 
 def mounts_under(root: Path) -> list[str]:
@@ -32,8 +33,9 @@ def bundles(root: Path) -> list[str]:
     return sorted(p.name for p in containers.iterdir() if (p / "bundle").exists())
 
 
-def berth_processes() -> list[int]:
-    """Shims still alive (their command line names the shim module)."""
+def processes_for(root: Path, container_ids: Collection[str]) -> list[int]:
+    """Shims and exit hooks still alive for this root's containers."""
+    markers = [str(root).encode(), *(c.encode() for c in container_ids)]
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -43,41 +45,31 @@ def berth_processes() -> list[int]:
                 text = cmdline.read()
         except OSError:
             continue
-        if b"drivers.runtime.shim" in text or b"fsm.exit_hook" in text:
+        if (b"shim.py" in text or b"fsm.exit_hook" in text) and any(m in text for m in markers):
             found.append(int(entry))
     return found
 
 
-@dataclass(frozen=True)
-class HostSnapshot:
-    netns: frozenset[str]
-    veths: frozenset[str]
-    processes: frozenset[int]
+def leaks(root: Path, container_ids: Collection[str], settle_seconds: float = 20.0
+          ) -> dict[str, list[str]]:
+    # an exit hook may still be closing down after its transition committed: wait for it,
+    # with a deadline, rather than sleeping and hoping
+    deadline = time.monotonic() + settle_seconds
+    while processes_for(root, container_ids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    netns = {netns_name(c) for c in container_ids}
+    veths = {veth_name(c) for c in container_ids}
+    found = {
+        "netns": [n for n in list_netns() if n in netns],
+        "veths": [v for v in list_veths() if v in veths],
+        "processes": [str(p) for p in processes_for(root, container_ids)],
+        "mounts": mounts_under(root),
+        "runtime containers": runtime_containers(root),
+        "bundles": bundles(root),
+    }
+    return {kind: items for kind, items in found.items() if items}
 
-    @classmethod
-    def take(cls) -> HostSnapshot:
-        return cls(frozenset(list_netns()), frozenset(list_veths()),
-                   frozenset(berth_processes()))
 
-    def leaks(self, root: Path, settle_seconds: float = 20.0) -> dict[str, list[str]]:
-        # an exit hook may still be closing down after its transition committed: wait for it,
-        # with a deadline, rather than sleeping and hoping
-        deadline = time.monotonic() + settle_seconds
-        while True:
-            now = HostSnapshot.take()
-            if not (now.processes - self.processes) or time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-        found = {
-            "netns": sorted(now.netns - self.netns),
-            "veths": sorted(now.veths - self.veths),
-            "processes": [str(p) for p in sorted(now.processes - self.processes)],
-            "mounts": mounts_under(root),
-            "runtime containers": runtime_containers(root),
-            "bundles": bundles(root),
-        }
-        return {kind: items for kind, items in found.items() if items}
-
-    def assert_nothing_leaked(self, root: Path) -> None:
-        leaks = self.leaks(root)
-        assert not leaks, f"left on the host: {leaks}"
+def assert_nothing_leaked(root: Path, container_ids: Collection[str]) -> None:
+    found = leaks(root, container_ids)
+    assert not found, f"left on the host: {found}"
