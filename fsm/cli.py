@@ -245,7 +245,8 @@ def stop(obj: Context, /, refs: tuple[str, ...], timeout: float) -> None:
 
 
 @cli.command()
-@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True)
+@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True,
+              help="Seconds to wait after SIGTERM before SIGKILL.")
 @click.argument("refs", nargs=-1, required=True)
 @pass_context
 def restart(obj: Context, /, refs: tuple[str, ...], timeout: float) -> None:
@@ -439,7 +440,9 @@ def graph(output: str, output_file: str | None) -> None:
 @cli.command()
 @pass_context
 def recover(obj: Context) -> None:
-    """Reconcile containers left in flight by a crash (also runs when an orchestrator starts).
+    """Reconcile containers left in flight by a crash: rows of this node whose owner died or
+    whose lease expired become dead (their steps undone), a stop in progress is finished, and
+    running rows whose process is gone get their exit. Run it after a crash or a reboot.
 
     \b
     Example: berth recover
@@ -490,7 +493,13 @@ def demo(obj: Context, /, keep: bool) -> None:
 
 @cli.group()
 def image() -> None:
-    """Manage images (root filesystems imported from tarballs)."""
+    """Manage images (root filesystems imported from tarballs).
+
+    \b
+    Examples: berth image import busybox busybox.tar
+              berth image ls
+              berth image rm busybox
+    """
 
 
 @image.command("import")
@@ -511,7 +520,11 @@ def image_import(obj: Context, /, name: str, file: str) -> None:
 @image.command("ls")
 @pass_context
 def image_ls(obj: Context) -> None:
-    """List images."""
+    """List images.
+
+    \b
+    Example: berth image ls
+    """
     _table(["NAME", "IMAGE ID", "DRIVER", "SIZE", "CREATED"],
            [[i.name, i.id[:12], i.storage_driver, _size(i.size), _ago(i.created_at)]
             for i in obj.orc.images()])
@@ -521,7 +534,11 @@ def image_ls(obj: Context) -> None:
 @click.argument("names", nargs=-1, required=True)
 @pass_context
 def image_rm(obj: Context, /, names: tuple[str, ...]) -> None:
-    """Remove images no container uses."""
+    """Remove images no container uses.
+
+    \b
+    Example: berth image rm busybox
+    """
     for name in names:
         obj.orc.remove_image(name)
         click.echo(name)
@@ -531,13 +548,21 @@ def image_rm(obj: Context, /, names: tuple[str, ...]) -> None:
 
 @cli.group()
 def pool() -> None:
-    """The storage driver's pool."""
+    """The storage driver's pool.
+
+    \b
+    Example: berth pool status
+    """
 
 
 @pool.command("status")
 @pass_context
 def pool_status(obj: Context) -> None:
-    """The storage driver's status, like `docker info`'s storage section."""
+    """The storage driver's status, like `docker info`'s storage section.
+
+    \b
+    Example: berth --storage devicemapper pool status
+    """
     with _spinner("opening the storage driver"):
         status = obj.orc.storage.status()
     click.echo(f"Storage Driver: {obj.orc.storage.name}")
@@ -550,7 +575,12 @@ def pool_status(obj: Context) -> None:
 
 @cli.group()
 def db() -> None:
-    """The database schema (alembic migrations)."""
+    """The database schema (alembic migrations).
+
+    \b
+    Examples: berth db current
+              berth --database-url postgresql://berth@db/berth db upgrade
+    """
 
 
 def _database(obj: Context) -> tuple[Any, str]:
@@ -565,7 +595,12 @@ def _database(obj: Context) -> tuple[Any, str]:
 @click.argument("revision", default="head")
 @pass_context
 def db_upgrade(obj: Context, /, revision: str) -> None:
-    """Upgrade the schema to REVISION (default: head)."""
+    """Upgrade the schema to REVISION (default: head). A database berth did not create itself
+    (one given with --database-url) is never upgraded behind the operator's back: run this.
+
+    \b
+    Example: berth --database-url postgresql://berth@db/berth db upgrade
+    """
     from fsm.database import current_revision, upgrade
 
     engine, url = _database(obj)
@@ -576,7 +611,11 @@ def db_upgrade(obj: Context, /, revision: str) -> None:
 @db.command("current")
 @pass_context
 def db_current(obj: Context) -> None:
-    """The schema revision of the database, and whether it is the newest."""
+    """The schema revision of the database, and whether it is the newest.
+
+    \b
+    Example: berth db current
+    """
     from fsm.database import current_revision, head_revision
 
     engine, _ = _database(obj)
@@ -586,7 +625,11 @@ def db_current(obj: Context) -> None:
 
 @db.command("history")
 def db_history() -> None:
-    """Every migration, newest first."""
+    """Every migration, newest first.
+
+    \b
+    Example: berth db history
+    """
     from alembic.script import ScriptDirectory
 
     from fsm.database import migrations_dir

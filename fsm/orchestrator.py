@@ -80,7 +80,7 @@ class Orchestrator:
     ``root`` to ``$BERTH_ROOT``, else ``/var/lib/berth`` (root) or ``~/.local/share/berth``.
     ``storage`` is ``"vfs"`` or ``"devicemapper"``; ``None`` picks the one the database's images
     already use, else devicemapper where the kernel has dm-thin, else vfs. ``runtime`` is
-    ``"runc"`` or ``"crun"``.
+    ``"runc"`` or ``"crun"``. ``recover`` runs :meth:`recover` at once (the default).
     """
 
     def __init__(
@@ -91,6 +91,7 @@ class Orchestrator:
         runtime: str = "runc",
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        recover: bool = True,
     ) -> None:
         if storage not in (None, "vfs", "devicemapper"):
             raise ConfigError("storage", storage, "'vfs', 'devicemapper' or None (automatic)")
@@ -106,6 +107,10 @@ class Orchestrator:
         self._runtime_name = runtime
         self.lease_seconds = lease_seconds
         self.leases = LeaseKeeper(lease_seconds / 3)
+        if recover:
+            # what a crashed orchestrator of this node left in flight is reconciled now; with
+            # nothing in flight this is one indexed query
+            self.recover()
 
     # -- what the lifecycle steps use ------------------------------------------------------
 

@@ -1,0 +1,32 @@
+"""A real orchestrator process for crash tests: ``python -m tests.crash_driver ROOT URL OP ID``.
+
+The test sets ``BERTH_CRASH_AT`` to a crash point; the process kills itself with SIGKILL there,
+as a power cut would, leaving whatever it had done on the host and in the database.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from fsm import BerthError, Orchestrator
+
+
+def main(root: str, database_url: str, operation: str, container_id: str) -> int:
+    orc = Orchestrator(database_url=database_url, root=root, storage="vfs")
+    try:
+        if operation == "start":
+            orc.start(container_id)
+        elif operation == "stop":
+            orc.stop(container_id, timeout=5)
+        elif operation == "remove":
+            orc.remove(container_id, force=True)
+        else:
+            raise SystemExit(f"unknown operation {operation}")
+    except BerthError as error:
+        print(f"berth error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:5]))
