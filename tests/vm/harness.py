@@ -11,7 +11,7 @@ Guest layout (see tests/vm/README.md):
   the whole tree (the cwd checkout, ``/root``, ``/var/lib`` ...) is writable in the guest and
   nothing is ever written back to the host.
 * ``/run/berth-vm`` is a second, writable 9p share of a host temp dir: it carries the request
-  (argv/env/cwd as JSON) in and the exit code out.
+  (argv/env NUL-separated, cwd) in and the exit code out.
 * The command's stdout+stderr goes to the guest's second serial port (ttyS1) which qemu writes
   to its stdout, so it streams live and is free of kernel messages (those go to ttyS0, kept in
   a log file shown only when the VM fails).
@@ -48,18 +48,20 @@ CACHE_DIR = Path(os.environ.get("BERTH_VM_CACHE", "/var/tmp/berth-vm-cache"))
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 QEMU = os.environ.get("BERTH_VM_QEMU", "qemu-system-x86_64")
 
-# Modules the initramfs must load before it can mount the 9p root and the overlay on top;
-# their dependencies are added from modules.dep. Everything else (loop, dm-*, ext4, veth,
-# bridge...) is loaded later by the host's own modprobe, since /lib/modules is shared.
-INITRAMFS_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
-# Loaded by init.sh from the shared root (the kernel would also autoload them on first use).
-GUEST_MODULES = ("loop", "dm_thin_pool")
+# Modules the initramfs loads (with their dependencies from modules.dep/modules.softdep):
+# virtio/9p/overlay to mount the root, loop + dm-thin for the tests. Loading from the
+# initramfs is ~3x faster than from the 9p root; anything else (ext4, veth, bridge...) the
+# kernel autoloads through the host's /sbin/modprobe, since /lib/modules is shared.
+INITRAMFS_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "loop", "dm_thin_pool")
 
-# Host variables the guest command inherits besides the caller's ``env=``: PATH so that
-# ``python3`` resolves as on the host (pyenv shims, venvs), CI so tests can tell where they run.
-PASSTHROUGH_ENV = ("PATH", "CI", "PYENV_ROOT", "PYENV_VERSION", "VIRTUAL_ENV", "LANG", "LC_ALL", "TZ")
+# Host variables the guest command inherits besides the caller's ``env=``: PATH (and pyenv's
+# and venv's variables) so that ``python3`` resolves as on the host, CI so tests know where they
+# run, PYTHONUNBUFFERED so Python's output streams live instead of arriving at exit.
+PASSTHROUGH_ENV = (
+    *("PATH", "PYENV_ROOT", "PYENV_VERSION", "VIRTUAL_ENV"),
+    *("CI", "PYTHONUNBUFFERED", "LANG", "LC_ALL", "TZ"),
+)
 
-NINEP_OPTS = "trans=virtio,version=9p2000.L,msize=262144"
 EXIT_TIMEOUT = 124  # run.py's exit code when the VM timed out (as timeout(1))
 EXIT_VM_ERROR = 125  # run.py's exit code when the VM failed (as `docker run`)
 
@@ -202,7 +204,11 @@ def module_load_order(moddir: Path, wanted: Iterable[str]) -> list[Path]:
         target, _, rest = line.partition(":")
         deps[_module_name(target)] = (target, rest.split())
     builtin_file = moddir / "modules.builtin"
-    builtin = {_module_name(x) for x in builtin_file.read_text().split()} if builtin_file.exists() else set()
+    builtin = (
+        {_module_name(x) for x in builtin_file.read_text().split()}
+        if builtin_file.exists()
+        else set()
+    )
     softdeps = _softdeps(moddir)
 
     order: list[Path] = []
@@ -243,7 +249,9 @@ class Cpio:
         self._parts: list[bytes] = []
         self._ino = 1
 
-    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
+    def _entry(
+        self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)
+    ) -> None:
         encoded = name.encode() + b"\0"
         fields = (self._ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
         header = b"070701" + b"".join(b"%08x" % f for f in fields)
@@ -308,6 +316,18 @@ def _fingerprint(paths: Iterable[Path], salt: bytes = b"") -> str:
     return h.hexdigest()[:16]
 
 
+def _prune_cache(kdir: Path, keep: set[Path], max_age: float = 86400.0) -> None:
+    """Drop cache files of older inputs (a day unused): each is ~70 MB. A running qemu
+    holds its files open, so deleting them under another session is harmless."""
+    now = time.time()
+    for path in kdir.iterdir():
+        try:
+            if path not in keep and now - path.stat().st_atime > max_age:
+                path.unlink()
+        except OSError:
+            pass
+
+
 def boot_files(version: str, bzimage: Path) -> tuple[Path, Path]:
     """(vmlinux, initramfs) paths under the cache dir, building whichever is missing."""
     busybox = next((Path(p) for p in BUSYBOX_CANDIDATES if Path(p).is_file()), Path("/bin/busybox"))
@@ -320,6 +340,7 @@ def boot_files(version: str, bzimage: Path) -> tuple[Path, Path]:
     initramfs = kdir / f"initramfs-{_fingerprint([moddep, busybox], salt)}.cpio"
     if not initramfs.exists():
         _write_atomic(initramfs, build_initramfs(version))
+    _prune_cache(kdir, {vmlinux, initramfs})
     return vmlinux, initramfs
 
 
@@ -340,7 +361,9 @@ def host_cgroup_mounts() -> list[tuple[str, str, str]]:
     for line in Path("/proc/self/mounts").read_text().splitlines():
         _, target, fstype, opts = line.split()[:4]
         if target.startswith("/sys/fs/cgroup") and fstype in ("tmpfs", "cgroup", "cgroup2"):
-            kept = [o for o in opts.split(",") if o not in _CGROUP_NOISE and not o.startswith("size=")]
+            kept = [
+                o for o in opts.split(",") if o not in _CGROUP_NOISE and not o.startswith("size=")
+            ]
             if fstype == "cgroup" and all(o.startswith("name=") for o in kept):
                 kept.insert(0, "none")  # a named hierarchy without controllers (name=systemd)
             mounts.append((fstype, target, ",".join(kept) or "defaults"))
@@ -372,7 +395,7 @@ def _nul_list(items: Iterable[str]) -> bytes:
     return b"".join(item + b"\0" for item in data)
 
 
-def write_share(share: Path, version: str, argv: list[str], cwd: str, env: dict[str, str]) -> None:
+def write_share(share: Path, argv: list[str], cwd: str, env: dict[str, str]) -> None:
     """Fill the writable 9p share with what init.sh and runner.py read.
 
     argv/env travel NUL-separated and are exec'd by guest/runner.py, never through a shell.
@@ -381,29 +404,34 @@ def write_share(share: Path, version: str, argv: list[str], cwd: str, env: dict[
     (share / "env").write_bytes(_nul_list(f"{k}={v}" for k, v in env.items()))
     (share / "cwd").write_bytes(os.fsencode(cwd))
     (share / "cgroups").write_text("".join(f"{t} {p} {o}\n" for t, p, o in host_cgroup_mounts()))
-    modules = module_load_order(Path("/lib/modules") / version, GUEST_MODULES)
-    (share / "modules").write_text("".join(f"{m}\n" for m in modules if m.suffix == ".ko"))
     # The runner runs under the very interpreter running us: it exists at the same path in
     # the guest, since the guest's root is the host's.
-    (share / "vm.env").write_text(f"BERTH_VM_PYTHON={shlex.quote(os.path.realpath(sys.executable))}\n")
+    (share / "vm.env").write_text(
+        f"BERTH_VM_PYTHON={shlex.quote(os.path.realpath(sys.executable))}\n"
+    )
     shutil.copy(GUEST_DIR / "runner.py", share / "runner.py")
 
 
-def qemu_argv(vmlinux: Path, initramfs: Path, share: Path, console_log: Path, memory_mb: int) -> list[str]:
+def qemu_argv(
+    vmlinux: Path, initramfs: Path, share: Path, console_log: Path, memory_mb: int, cpus: int
+) -> list[str]:
     """qemu command line: TCG (the host's /dev/kvm cannot run this kernel), two 9p shares,
     ttyS0 = kernel console into a log file, ttyS1 = the command's output on qemu's stdout."""
-    debug = bool(os.environ.get("BERTH_VM_DEBUG"))
+    # Kernel errors and panics still reach the console log; BERTH_VM_DEBUG shows everything.
+    verbosity = "loglevel=7" if os.environ.get("BERTH_VM_DEBUG") else "quiet loglevel=3"
     cmdline = " ".join(
         [
             "console=ttyS0",
-            "loglevel=7" if debug else "quiet loglevel=3",  # errors/panics still reach the console log
+            verbosity,
             "panic=-1",  # reboot at once on panic; with -no-reboot qemu then exits
             "mitigations=off",  # emulated CPU: speculation mitigations only cost time
+            "pci=noacpi",  # ACPI IRQ-link evaluation for 2 virtio devices costs ~1.3 s in TCG
+            "cryptomgr.notests",  # crypto self-tests: ~0.5 s
             "random.trust_cpu=on",
             "8250.nr_uarts=2",
             "i8042.noaux",
             "rdinit=/init",
-            os.environ.get("BERTH_VM_CMDLINE", ""),
+            os.environ.get("BERTH_VM_KERNEL_ARGS", ""),  # e.g. "initcall_debug" when profiling
         ]
     )
     return [
@@ -413,9 +441,9 @@ def qemu_argv(vmlinux: Path, initramfs: Path, share: Path, console_log: Path, me
         "-display", "none",
         "-no-reboot",
         "-machine", "pc",
-        "-accel", "tcg",
-        "-cpu", os.environ.get("BERTH_VM_CPU", "max"),
-        "-smp", os.environ.get("BERTH_VM_SMP", str(min(2, os.cpu_count() or 1))),
+        "-accel", os.environ.get("BERTH_VM_ACCEL", "tcg"),  # kvm where /dev/kvm can run it
+        "-cpu", "max",
+        "-smp", str(cpus),
         "-m", str(memory_mb),
         "-kernel", str(vmlinux),
         "-initrd", str(initramfs),
@@ -436,7 +464,9 @@ def qemu_argv(vmlinux: Path, initramfs: Path, share: Path, console_log: Path, me
 # --------------------------------------------------------------------------------------------
 
 
-def _pump(proc: subprocess.Popen[bytes], deadline: float, stream: BinaryIO | None) -> tuple[bytes, bool]:
+def _pump(
+    proc: subprocess.Popen[bytes], deadline: float, stream: BinaryIO | None
+) -> tuple[bytes, bool]:
     """Copy qemu's stdout (the command's output) to ``stream`` until qemu exits.
 
     Returns (all output, timed_out); on timeout qemu is killed.
@@ -478,13 +508,16 @@ def run_in_vm(
     memory_mb: int = 2048,
     timeout: float = 1500,
     env: dict[str, str] | None = None,
+    cpus: int = 1,
     stream: BinaryIO | None = None,
 ) -> VMResult:
     """Boot a VM, run ``argv`` in ``cwd`` as root, power off; return its exit code and output.
 
-    ``stream`` (e.g. ``sys.stdout.buffer``) receives the output live. Raises VMTimeout after
-    ``timeout`` seconds and VMError if the VM fails or the exit code cannot be read. Booting
-    costs several seconds and guest CPU is ~13x slower: boot once per test session.
+    ``stream`` (e.g. ``sys.stdout.buffer``) receives the output live. ``cpus`` > 1 only pays
+    off for parallel guest work: each vCPU is a host thread, SMP boot and TLB shootdowns cost.
+    Raises VMTimeout after ``timeout`` seconds and VMError if the VM fails or the exit code
+    cannot be read. Booting costs ~10 s and guest CPU is ~15-25x slower than the host's:
+    boot once per test session, not per test.
     """
     if not argv:
         raise ValueError("argv must not be empty")
@@ -501,10 +534,10 @@ def run_in_vm(
         share = workdir / "share"
         share.mkdir()
         console_log = workdir / "console.log"
-        write_share(share, version, list(argv), cwd, guest_env(env))
+        write_share(share, list(argv), cwd, guest_env(env))
         with open(workdir / "qemu.stderr", "wb") as qemu_stderr:
             proc = subprocess.Popen(
-                qemu_argv(vmlinux, initramfs, share, console_log, memory_mb),
+                qemu_argv(vmlinux, initramfs, share, console_log, memory_mb, cpus),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=qemu_stderr,
@@ -534,9 +567,14 @@ def _read_exit_code(share: Path, qemu_status: int, workdir: Path, output: str, c
     except (OSError, ValueError):
         pass
     details = [f"qemu exited with status {qemu_status}"]
-    for name, text in (("guest error", _tail(share / "error")), ("qemu stderr", _tail(workdir / "qemu.stderr"))):
-        if text:
-            details.append(f"{name}:\n{text}")
-    if console:
-        details.append(f"guest console (last lines):\n{console}")
-    raise VMError("VM did not report the command's exit code; " + "\n".join(details), output, console)
+    sources = {
+        "guest error": _tail(share / "error"),
+        "qemu stderr": _tail(workdir / "qemu.stderr"),
+        "guest console (last lines)": console,
+    }
+    details += [f"{name}:\n{text}" for name, text in sources.items() if text]
+    if not any(sources.values()):
+        details.append("no kernel output at all (too little --memory?)")
+    details.append("rerun with BERTH_VM_DEBUG=1 for kernel messages, BERTH_VM_KEEP=1 to keep logs")
+    message = "VM did not report the command's exit code; " + "\n".join(details)
+    raise VMError(message, output, console)

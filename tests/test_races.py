@@ -1,0 +1,86 @@
+"""Races: 8 processes start, stop and remove the same 50 containers at random. Each transition
+has exactly one winner: the audit trail of every container is a legal chain, no update is lost,
+no address is handed out twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from fsm import Orchestrator, states
+from models import Container, Endpoint, TransitionAudit
+from tests.conftest import known_container_ids
+from tests.hostcheck import assert_nothing_leaked
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+WORKERS = 8
+CONTAINERS = 50
+SECONDS = float(os.environ.get("BERTH_RACE_SECONDS", "30"))
+
+
+def test_eight_processes_racing_on_fifty_containers(
+    orc: Orchestrator, image: str, root: Path, database_url: str
+) -> None:
+    ids = [orc.create(image, ["sleep", "600"]).id for _ in range(CONTAINERS)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.race_worker", str(root), database_url, str(SECONDS),
+             str(seed), *ids],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for seed in range(WORKERS)
+    ]
+    reports = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=SECONDS + 300)
+        assert worker.returncode == 0, err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    assert [r["unexpected"] for r in reports] == [[]] * WORKERS
+    totals: Counter[str] = Counter()
+    for report in reports:
+        totals.update(report["counts"])
+    assert totals["start:ok"] > 0 and totals["stop:ok"] > 0 and totals["remove:ok"] > 0, totals
+
+    # every process has gone: whatever a worker left in flight is reconciled
+    orc.recover()
+    deadline = time.monotonic() + 60
+    while any(c.state in states.IN_FLIGHT for c in orc.list(all=True)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    with orc.engine.connect() as connection:
+        audit = connection.execute(
+            select(TransitionAudit.container_id, TransitionAudit.source, TransitionAudit.dest)
+            .order_by(TransitionAudit.id)).all()
+        versions = dict(connection.execute(select(Container.id, Container.version)).all())
+        addresses = connection.execute(
+            select(Endpoint.ip, func.count()).group_by(Endpoint.network_id, Endpoint.ip)
+            .having(func.count() > 1)).all()
+    chains: dict[str, list[tuple[str, str]]] = {}
+    for container_id, source, dest in audit:
+        chains.setdefault(container_id, []).append((source, dest))
+    for container_id, chain in chains.items():
+        assert chain[0][0] == states.CREATED
+        for (_, dest), (source, _) in zip(chain, chain[1:], strict=False):
+            assert source == dest, f"{container_id[:12]}: {chain}"
+        if container_id in versions:
+            # one version per committed transition: nothing overwrote anything
+            assert versions[container_id] == len(chain) + 1
+    assert addresses == []
+
+    for container in orc.list(all=True):
+        if container.state in (states.RUNNING, states.STOPPING):
+            orc.stop(container.id, timeout=0)
+    for container in orc.list(all=True):
+        orc.remove(container.id, force=True)
+    assert_nothing_leaked(root, known_container_ids(orc))

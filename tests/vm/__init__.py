@@ -1,0 +1,1 @@
+"""The device-mapper test VM: see README.md; ``run_in_vm`` is in harness.py."""
