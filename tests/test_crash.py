@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fsm import Orchestrator, states
+from tests.audit import assert_legal_chain
 from tests.conftest import known_container_ids
 from tests.hostcheck import assert_nothing_leaked
 
@@ -49,10 +50,7 @@ def _recover_and_check(orc: Orchestrator, root: Path, container_id: str) -> None
     assert container_id in report["failed"] + report["exited"] + report["adopted"], report
     info = orc.get(container_id)
     assert info.state not in states.IN_FLIGHT
-    history = orc.history(container_id)
-    # a legal chain: each transition starts where the previous one ended
-    for before, after in zip(history, history[1:], strict=False):
-        assert after.source == before.dest
+    assert_legal_chain([(t.source, t.dest) for t in orc.history(container_id)], container_id)
 
 
 def _wait_settled(orc: Orchestrator, container_id: str, timeout: float = 60) -> None:

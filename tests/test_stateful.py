@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from drivers.network.namespace import list_netns, netns_name
 from fsm import BerthError, Orchestrator, StartFailed, states
 from models import Container, ContainerEvent, TransitionAudit
+from tests.audit import assert_legal_chain
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -43,8 +44,7 @@ def check_invariants(orc: Orchestrator) -> None:
         chain = chains.get(container_id, [])
         # every committed change moved the version by one, from where the previous one ended
         assert version >= len(chain) + 1
-        for (_, _, dest), (_, source, _) in zip(chain, chain[1:], strict=False):
-            assert source == dest
+        assert_legal_chain([(source, dest) for _, source, dest in chain], container_id)
         assert state not in states.IN_FLIGHT, (container_id, state)
         if state == states.RUNNING:
             assert pid
