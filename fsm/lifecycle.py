@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from drivers.crashpoints import crash_point
 from drivers.errors import HostError
 from drivers.runtime.bundle import BundleSpec, Mount
+from drivers.runtime.shm import mount_shm, unmount_shm
 from fsm import networking
 from fsm.errors import BerthError, host_errors
 from fsm.links import link_environment, link_hosts
@@ -126,16 +127,23 @@ def _ipc_namespace(container: LiveContainer) -> str:
 
 
 def _ipc_mounts(container: LiveContainer) -> list[Mount]:
-    """The seed's setupIpcDirs/IpcMounts: a private IPC namespace gets its own /dev/shm."""
+    """The seed's setupIpcDirs/IpcMounts: a private IPC namespace gets its own /dev/shm, a
+    tmpfs on the host in the container's directory; a joiner binds the owner's."""
     mode = container.host_config["ipc_mode"]
     if mode == "host":
         return [Mount("/dev/shm", "bind", "/dev/shm", ("rbind", "rw"))]
     if mode.startswith("container:"):
         target = container.orc.get(mode.removeprefix("container:"))
-        return [Mount("/dev/shm", "bind", f"/proc/{target.pid}/root/dev/shm", ("rbind", "rw"))]
+        if target.host_config["ipc_mode"] == "host":
+            return [Mount("/dev/shm", "bind", "/dev/shm", ("rbind", "rw"))]
+        return [Mount("/dev/shm", "bind", str(container.orc.paths(target.id).shm),
+                      ("rbind", "rw"))]
+    shm = container.orc.paths(container.id).shm
     size = container.host_config.get("shm_size") or DEFAULT_SHM_SIZE
-    return [Mount("/dev/shm", "tmpfs", "shm",
-                  ("nosuid", "noexec", "nodev", "mode=1777", f"size={size}"))]
+    with host_errors():
+        mount_shm(shm, size)
+    crash_point("start.after_shm")
+    return [Mount("/dev/shm", "bind", str(shm), ("rbind", "rw"))]
 
 
 def _tmpfs_mounts(tmpfs: dict[str, str]) -> list[Mount]:
@@ -197,6 +205,12 @@ def stop_process(container: LiveContainer) -> None:
 def release_network(container: LiveContainer) -> None:
     networking.release_network(container)
     crash_point("undo.after_release_network")
+
+
+@_undo_step
+def release_ipc(container: LiveContainer) -> None:
+    with host_errors():
+        unmount_shm(container.orc.paths(container.id).shm)
 
 
 @_undo_step

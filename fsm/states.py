@@ -35,7 +35,10 @@ STATES = [
 #: states in which an orchestrator is driving a side effect; they carry an owner and a lease
 IN_FLIGHT = frozenset({MOUNTING, NETWORKING, STARTING, STOPPING, REMOVING})
 
-_UNDO = ["fsm.lifecycle.stop_process", "fsm.lifecycle.release_network", "fsm.lifecycle.put_rootfs"]
+_UNDO = [
+    "fsm.lifecycle.stop_process", "fsm.lifecycle.release_ipc", "fsm.lifecycle.release_network",
+    "fsm.lifecycle.put_rootfs",
+]
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "start", "source": [CREATED, EXITED], "dest": MOUNTING,

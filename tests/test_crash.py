@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 START_POINTS = [
     "commit.start", "start.after_mount", "commit.mounted", "start.after_network",
-    "commit.networked", "start.after_process",
+    "start.after_shm", "commit.networked", "start.after_process",
 ]
 FAIL_POINTS = ["undo.after_stop_process", "undo.after_release_network", "undo.after_put_rootfs",
                "commit.fail"]

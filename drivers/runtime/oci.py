@@ -54,6 +54,11 @@ class ContainerPaths:
         return self.root / "exit.json"
 
     @property
+    def shm(self) -> Path:
+        """The container's /dev/shm, a tmpfs mounted here on the host."""
+        return self.root / "shm"
+
+    @property
     def pid_file(self) -> Path:
         return self.root / "container.pid"
 
