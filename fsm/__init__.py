@@ -9,6 +9,8 @@
 7
 """
 
+from typing import TYPE_CHECKING, Any
+
 from fsm.errors import (
     AmbiguousReference,
     BerthError,
@@ -25,7 +27,20 @@ from fsm.errors import (
     Timeout,
 )
 from fsm.info import ContainerInfo, Event, ImageInfo, TransitionRecord
-from fsm.orchestrator import Orchestrator
+
+if TYPE_CHECKING:
+    from fsm.orchestrator import Orchestrator
+
+
+def __getattr__(name: str) -> Any:
+    # the Orchestrator pulls in SQLAlchemy and the drivers: imported on first use, so that
+    # `berth --help` and the exit hook's first lines stay fast
+    if name == "Orchestrator":
+        from fsm.orchestrator import Orchestrator
+
+        return Orchestrator
+    raise AttributeError(f"module 'fsm' has no attribute {name!r}")
+
 
 __all__ = [
     "AmbiguousReference",

@@ -53,7 +53,7 @@ TRANSITIONS: list[dict[str, Any]] = [
      "prepare": "fsm.lifecycle.record_stop_request"},
     {"trigger": "exit", "source": [RUNNING, STOPPING], "dest": EXITED,
      "prepare": [*_UNDO, "fsm.lifecycle.record_exit"]},
-    {"trigger": "fail", "source": [MOUNTING, NETWORKING, STARTING, STOPPING, REMOVING],
+    {"trigger": "fail", "source": [MOUNTING, NETWORKING, STARTING, REMOVING],
      "dest": DEAD, "prepare": [*_UNDO, "fsm.lifecycle.record_failure"]},
     {"trigger": "remove", "source": [CREATED, EXITED, DEAD], "dest": REMOVING},
     {"trigger": "removed", "source": REMOVING, "dest": REMOVED,
