@@ -310,9 +310,8 @@ class Orchestrator:
         if status is None:
             raise Timeout(f"container {container.id[:12]} did not die after SIGKILL in "
                           f"{KILL_GRACE_SECONDS:g}s")
-        # the shim fires ``exit`` itself; if it cannot (it died too), we do
-        if self._wait_until(container.id, lambda s: s != states.STOPPING, KILL_GRACE_SECONDS):
-            return self.get(container.id)
+        # the shim's exit hook fires ``exit`` too; whichever commits first wins, the other sees
+        # the row already exited
         self.handle_exit(container.id, status.exit_code)
         return self.get(container.id)
 
@@ -331,9 +330,21 @@ class Orchestrator:
     def wait(self, ref: str, timeout: float | None = None) -> int:
         """Block until the container is ``exited`` or ``dead``; return its exit code."""
         container_id = self._resolve(ref)
-        done = {states.EXITED, states.DEAD}
-        if not self._wait_until(container_id, lambda s: s in done, timeout):
-            raise Timeout(f"container {container_id[:12]} still runs after {timeout:g}s")
+        paths = self.paths(container_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self._state_of(container_id)
+            if state is None or state in (states.EXITED, states.DEAD):
+                break
+            if state in (states.RUNNING, states.STOPPING):
+                # the shim has recorded the exit: fire it here rather than wait for its hook
+                status = self.runtime.exit_status(paths)
+                if status is not None:
+                    self.handle_exit(container_id, status.exit_code)
+                    continue
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Timeout(f"container {container_id[:12]} still runs after {timeout:g}s")
+            time.sleep(POLL_SECONDS)
         return self.get(container_id).exit_code
 
     def remove(self, ref: str, force: bool = False) -> None:
