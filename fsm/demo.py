@@ -32,6 +32,7 @@ def build_busybox_tar(target: Path) -> Path:
         for applet in applets.stdout.split():
             if applet != "busybox":
                 (tree / "bin" / applet).symlink_to("busybox")
+        (tree / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
         (tree / "tmp").chmod(0o1777)
         subprocess.run(["tar", "-C", str(tree), "-cf", str(target), "."], check=True)
     return target

@@ -130,25 +130,12 @@ class Timeout(BerthError):
     pass
 
 
-class DriverError(BerthError):
-    """A host operation failed. ``command`` and ``stderr`` say which and why."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        command: Sequence[str] = (),
-        stderr: str = "",
-        errno: int | None = None,
-    ) -> None:
-        self.command = tuple(command)
-        self.stderr = stderr
-        self.errno = errno
-        super().__init__(message)
+class DriverError(BerthError, HostError):
+    """A host operation failed. ``command``, ``stderr`` and ``errno`` say which and why."""
 
     @classmethod
     def from_host(cls, error: HostError) -> DriverError:
-        return cls(str(error), command=error.command, stderr=error.stderr, errno=error.errno)
+        return cls(error.message, command=error.command, stderr=error.stderr, errno=error.errno)
 
 
 @contextmanager

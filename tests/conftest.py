@@ -6,16 +6,14 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fsm.demo import build_busybox_tar
 from tests.hostcheck import assert_nothing_leaked
 from tests.postgres_server import PostgresServer, start_server
-
-BUSYBOX = shutil.which("busybox")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,21 +26,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A root filesystem tarball: /bin/busybox from busybox-static and its applet links."""
-    if BUSYBOX is None:
+    if shutil.which("busybox") is None:
         pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
-    tree = tmp_path_factory.mktemp("busybox-rootfs")
-    for directory in ("bin", "etc", "tmp", "root", "proc", "sys", "dev"):
-        (tree / directory).mkdir()
-    shutil.copy2(BUSYBOX, tree / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
-    for applet in applets.stdout.split():
-        if applet != "busybox":
-            (tree / "bin" / applet).symlink_to("busybox")
-    (tree / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (tree / "tmp").chmod(0o1777)
-    tar = tmp_path_factory.mktemp("images") / "busybox.tar"
-    subprocess.run(["tar", "-C", str(tree), "-cf", str(tar), "."], check=True)
-    return tar
+    return build_busybox_tar(tmp_path_factory.mktemp("images") / "busybox.tar")
 
 
 @pytest.fixture(scope="session")
