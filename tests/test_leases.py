@@ -24,6 +24,10 @@ def _in_flight(orc: Orchestrator, image: str) -> str:
     return created.id
 
 
+def _all_ids(report: dict[str, list[str]]) -> set[str]:
+    return {container_id for ids in report.values() for container_id in ids}
+
+
 def _lease(orc: Orchestrator, container_id: str) -> object:
     with orc.engine.connect() as connection:
         return connection.execute(select(Container.lease_expires_at)
@@ -53,7 +57,7 @@ def test_the_lease_is_renewed_while_a_step_runs(database_url: str, root: object,
 def test_recovery_leaves_a_live_owners_row_alone(orc: Orchestrator, image: str) -> None:
     container_id = _in_flight(orc, image)
     report = orc.recover()
-    assert container_id not in sum(report.values(), [])
+    assert container_id not in _all_ids(report)
     assert orc.get(container_id).state == states.MOUNTING
 
 
@@ -79,7 +83,7 @@ def test_recovery_leaves_other_nodes_rows_alone(orc: Orchestrator, image: str) -
     container_id = _in_flight(orc, image)
     _set(orc, container_id, node="another-host", owner="another-host:1:1",
          lease_expires_at=utcnow() - timedelta(1))
-    assert container_id not in sum(orc.recover().values(), [])
+    assert container_id not in _all_ids(orc.recover())
     assert orc.get(container_id).state == states.MOUNTING
     _set(orc, container_id, node=orc.settings.node)  # so teardown can reconcile and remove it
     orc.recover()
