@@ -1,8 +1,11 @@
 """Every host command berth runs goes through :func:`run`: argv only (never a shell string), a
-timeout, and failures turned into :class:`~drivers.errors.HostError` carrying argv and stderr."""
+timeout, and failures turned into :class:`~drivers.errors.HostError` carrying argv and stderr,
+so an operator reading an error knows what ran and what it said."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import threading
 from collections.abc import Callable, Sequence
 
@@ -10,61 +13,71 @@ import sh
 
 from drivers.errors import CommandTimeout, HostError
 
-DEFAULT_TIMEOUT = 30.0
+#: Host commands that only talk to the kernel answer in milliseconds; mkfs, tar, cp and
+#: resize2fs write data and may take long on a slow disk (or in an emulated VM).
+QUICK = 30.0
+SLOW = 600.0
 
-_ANY_EXIT_CODE = tuple(range(256))
-
-#: picks a more precise error class from a failure's stderr ("Device or resource busy" → DeviceBusy)
-ErrorClassifier = Callable[[str], type[HostError]]
+#: Maps a failed command's (argv, stderr, exit status) to a more precise error, such as
+#: ``DeviceBusy`` for "Device or resource busy"; ``None`` keeps the generic one.
+ErrorMapper = Callable[[Sequence[str], str, int], HostError | None]
 
 
 def run(
     argv: Sequence[str],
+    timeout: float = QUICK,
     *,
-    timeout: float = DEFAULT_TIMEOUT,
     what: str = "",
-    classify: ErrorClassifier | None = None,
+    ok_codes: Sequence[int] = (0,),
+    map_error: ErrorMapper | None = None,
     input: str | None = None,
 ) -> str:
-    """Run ``argv`` and return its stdout; raise :class:`HostError` (or the class ``classify``
-    picks from stderr) on a non-zero exit, and :class:`CommandTimeout` after ``timeout`` seconds."""
-    program, *args = argv
-    description = what or f"{program} failed"
+    """Run ``argv`` and return its stdout; raise :class:`HostError` (or what ``map_error``
+    picks) on a failure, :class:`CommandTimeout` after ``timeout`` seconds.
+
+    Example: ``run(["ip", "netns", "add", name], what=f"cannot create {name}")``.
+    """
+    args = [str(a) for a in argv]
     try:
-        command = sh.Command(program)
-    except sh.CommandNotFound as error:
-        raise HostError(f"{program} is not installed", command=argv) from error
-    # a watchdog thread kills the command at the deadline: sh's own ``_timeout`` polls every
-    # 100 ms, which would add a tenth of a second to every command berth runs
-    process = command(*args, _bg=True, _bg_exc=False, _ok_code=_ANY_EXIT_CODE, _in=input,
-                      _err_to_out=False, _tty_out=False)
-    watchdog = threading.Timer(timeout, _kill, (process,))
-    watchdog.start()
+        command = sh.Command(args[0])
+    except sh.CommandNotFound:
+        raise HostError(f"{args[0]} is not installed (not found on PATH)", command=args,
+                        errno=errno.ENOENT) from None
+    # sh's own ``_timeout`` polls every 100 ms and so adds a tenth of a second to every
+    # command; a timer that kills the command when its time is up costs nothing until then
+    expired = threading.Event()
+    timer: threading.Timer | None = None
     try:
+        process = command(*args[1:], _bg=True, _bg_exc=False, _ok_code=list(ok_codes),
+                          _in=input, _err_to_out=False, _tty_out=False)
+        timer = threading.Timer(timeout, _kill, (process, expired))
+        timer.daemon = True
+        timer.start()
         process.wait()
-    except sh.SignalException as error:
-        if watchdog.finished.is_set():
-            raise CommandTimeout(f"{description}: no answer in {timeout:g}s",
-                                 command=argv) from error
-        raise HostError(f"{description}: killed by a signal", command=argv) from error
+    except (sh.ErrorReturnCode, sh.SignalException) as failure:
+        if expired.is_set():
+            raise CommandTimeout(f"{what or args[0]}: no answer within {timeout:g}s",
+                                 command=args) from None
+        stderr = _text(failure.stderr) or _text(failure.stdout)
+        status = int(failure.exit_code)
+        mapped = map_error(args, stderr, status) if map_error is not None else None
+        if mapped is not None:
+            raise mapped from None
+        raise HostError(what or f"{args[0]} failed with exit status {status}", command=args,
+                        stderr=stderr) from None
     finally:
-        watchdog.cancel()
-    if process.exit_code != 0:
-        stderr = _text(process.stderr) or _text(process.stdout)
-        error_class = classify(stderr) if classify else HostError
-        raise error_class(description, command=argv, stderr=stderr)
-    output = process.stdout
-    return _text(output)
+        if timer is not None:
+            timer.cancel()
+    return _text(process.stdout)
 
 
-def _text(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
-
-
-def _kill(process: sh.RunningCommand) -> None:
-    try:
+def _kill(process: sh.RunningCommand, expired: threading.Event) -> None:
+    expired.set()
+    with contextlib.suppress(OSError):
         process.kill()
-    except ProcessLookupError:
-        pass  # it ended just now
+
+
+def _text(output: bytes | str | None) -> str:
+    if output is None:
+        return ""
+    return output.decode("utf-8", "replace") if isinstance(output, bytes) else output

@@ -6,6 +6,7 @@ BERTH_DATABASE_URL, BERTH_STORAGE, BERTH_RUNTIME), so the URL never shows in ``p
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -18,6 +19,7 @@ def main(argv: list[str]) -> int:
     orc = Orchestrator(
         storage=os.environ.get("BERTH_STORAGE") or None,
         runtime=os.environ.get("BERTH_RUNTIME", "runc"),
+        storage_options=json.loads(os.environ.get("BERTH_STORAGE_OPTIONS") or "{}"),
     )
     try:
         orc.handle_exit(container_id, exit_code)

@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -55,7 +56,7 @@ from fsm.leases import LeaseKeeper
 from fsm.machine import fire
 from fsm.owner import owner_id
 from fsm.settings import resolve
-from fsm.storage import open_storage
+from fsm.storage import check_options, open_storage
 from models import Container, ContainerEvent, Image, TransitionAudit, utcnow
 
 #: how long an in-flight state stays ours without renewal; renewed every third of it
@@ -81,6 +82,7 @@ class Orchestrator:
     ``storage`` is ``"vfs"`` or ``"devicemapper"``; ``None`` picks the one the database's images
     already use, else devicemapper where the kernel has dm-thin, else vfs. ``runtime`` is
     ``"runc"`` or ``"crun"``. ``recover`` runs :meth:`recover` at once (the default).
+    ``storage_options`` tune devicemapper (``{"base_size": "20G", "data_loop_size": "50G"}``).
     """
 
     def __init__(
@@ -92,11 +94,13 @@ class Orchestrator:
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         recover: bool = True,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         if storage not in (None, "vfs", "devicemapper"):
             raise ConfigError("storage", storage, "'vfs', 'devicemapper' or None (automatic)")
         if runtime not in ("runc", "crun"):
             raise ConfigError("runtime", runtime, "'runc' or 'crun'")
+        check_options(storage, storage_options or {})
         if not lease_seconds > 0:
             raise ConfigError("lease_seconds", lease_seconds, "a positive number of seconds")
         self.settings = resolve(root, database_url)
@@ -104,6 +108,7 @@ class Orchestrator:
         ensure_schema(self.engine, self.settings.database_url, embedded=self.settings.embedded,
                       lock_dir=self.settings.root)
         self._storage_name = storage
+        self._storage_options = dict(storage_options or {})
         self._runtime_name = runtime
         self.lease_seconds = lease_seconds
         self.leases = LeaseKeeper(lease_seconds / 3)
@@ -122,7 +127,8 @@ class Orchestrator:
     @cached_property
     def storage(self) -> StorageDriver:
         """The storage driver, opened on first use (``ps`` never touches a thin pool)."""
-        return open_storage(self._storage_name, self.settings.root, self.engine)
+        return open_storage(self._storage_name, self.settings.root, self.engine,
+                            self._storage_options)
 
     @cached_property
     def runtime(self) -> OCIRuntime:
@@ -149,6 +155,7 @@ class Orchestrator:
             "BERTH_ROOT": str(self.settings.root),
             "BERTH_DATABASE_URL": self.settings.database_url,
             "BERTH_STORAGE": self.storage.name,
+            "BERTH_STORAGE_OPTIONS": json.dumps(self._storage_options),
             "BERTH_RUNTIME": self.runtime.name,
             "BERTH_NODE": self.settings.node,
         }

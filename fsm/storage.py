@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -26,7 +28,21 @@ def choose_storage(requested: str | None, engine: Engine) -> str:
     return "devicemapper" if dm_thin_available() else "vfs"
 
 
-def open_storage(requested: str | None, root: Path, engine: Engine) -> StorageDriver:
+def check_options(name: str | None, options: Mapping[str, Any]) -> None:
+    """Refuse driver options before anything is touched (every bad one at once)."""
+    if not options:
+        return
+    if name != "devicemapper":
+        raise ConfigError("storage_options", dict(options),
+                          "options only for storage='devicemapper' (vfs takes none)")
+    from drivers.storage.devicemapper import DevicemapperOptions
+
+    with host_errors():
+        DevicemapperOptions.from_mapping(options)
+
+
+def open_storage(requested: str | None, root: Path, engine: Engine,
+                 options: Mapping[str, Any]) -> StorageDriver:
     name = choose_storage(requested, engine)
     with host_errors():
         if name == "vfs":
@@ -35,7 +51,6 @@ def open_storage(requested: str | None, root: Path, engine: Engine) -> StorageDr
             from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions
             from fsm.thin_metadata import SQLDeviceMetadataStore
 
-            return DevicemapperDriver(
-                root / "devicemapper", SQLDeviceMetadataStore(engine), DevicemapperOptions()
-            )
+            return DevicemapperDriver(root, SQLDeviceMetadataStore(engine),
+                                      DevicemapperOptions.from_mapping(options))
     raise ConfigError("storage", name, "'vfs' or 'devicemapper'")

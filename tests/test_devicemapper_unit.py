@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event, update
 
+from drivers.commands import run
 from drivers.errors import CommandTimeout, DeviceBusy, DeviceExists, HostError, NoSuchDevice
 from drivers.storage.devicemapper import DeviceSet, DeviceState, InvalidOptions, PoolRecord, dmsetup
-from drivers.storage.devicemapper.commands import run
 from drivers.storage.devicemapper.config import DevicemapperOptions, GiB, MiB, parse_size
 from drivers.storage.devicemapper.layout import check_layer_id, layout_for
 from drivers.storage.devicemapper.metadata import StaleRecord

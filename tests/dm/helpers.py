@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 
+from drivers.commands import QUICK, run
 from drivers.errors import HostError
 from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions, dmsetup, losetup
-from drivers.storage.devicemapper.commands import QUICK, run
 from drivers.storage.devicemapper.config import GiB, MiB
 from drivers.storage.devicemapper.layout import Layout
 from drivers.storage.devicemapper.mounts import mounted_under
@@ -64,5 +64,6 @@ def assert_consistent(driver: DevicemapperDriver) -> None:
     assert all(d.state in ("created", "active") for d in records), records
     for layer in driver.layers():
         assert driver.exists(layer)
-    pool = dmsetup.pool_status(driver.devices.pool_name)
+    pool = driver.devices._pool()
     assert status["Pool Transaction Id"] == str(pool.transaction_id)
+    assert pool.open_transaction is None
