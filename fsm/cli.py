@@ -33,6 +33,8 @@ class Context:
         self.storage = storage
         self.runtime = runtime
         self.debug = debug
+        #: an orchestrator reconciles on opening; ``berth recover`` does it itself, to report it
+        self.recover_on_open = True
         self._orc: Orchestrator | None = None
 
     @property
@@ -41,7 +43,8 @@ class Context:
             from fsm.orchestrator import Orchestrator
 
             self._orc = Orchestrator(database_url=self.database_url, root=self.root,
-                                     storage=self.storage, runtime=self.runtime)
+                                     storage=self.storage, runtime=self.runtime,
+                                     recover=self.recover_on_open)
         return self._orc
 
 
@@ -440,13 +443,15 @@ def graph(output: str, output_file: str | None) -> None:
 @cli.command()
 @pass_context
 def recover(obj: Context) -> None:
-    """Reconcile containers left in flight by a crash: rows of this node whose owner died or
-    whose lease expired become dead (their steps undone), a stop in progress is finished, and
-    running rows whose process is gone get their exit. Run it after a crash or a reboot.
+    """Reconcile containers left in flight by a crash, and print what was done: rows of this
+    node whose owner died or whose lease expired become dead (their steps undone), a stop in
+    progress is finished, and running rows whose process is gone get their exit. Every berth
+    command does this silently when it opens the database; this one says what it found.
 
     \b
     Example: berth recover
     """
+    obj.recover_on_open = False
     report = obj.orc.recover()
     for kind, ids in report.items():
         for container_id in ids:

@@ -1,0 +1,396 @@
+"""What berth's state machine and persistence cost, against the floor of the same SQL commits.
+
+``berth``: N lifecycles (create, start = start/mounted/networked/started, the process's exit,
+remove = remove/removed) through :class:`fsm.Orchestrator` with the NULL drivers of
+``benchmarks/null_drivers.py`` (storage, runtime and network do nothing; the exit is fired by
+calling ``orc.handle_exit(id, 0)`` as the shim's exit hook does).
+
+``floor``: the same rows written by hand through the DBAPI connection (``engine.raw_connection()``
+of an engine made by the same ``fsm.database.open_engine``, so the pragmas match): per lifecycle
+the INSERT of the container row and its ``create`` event; for each of the 7 transitions one
+transaction with the compare-and-swap ``UPDATE containers ... WHERE id AND version AND state``
+(a ``DELETE`` for ``removed``), the ``transitions`` audit INSERT and, where berth writes one,
+the ``events`` INSERT. 8 commits per lifecycle, no reads.
+
+The two run alternately, in batches, on the same database file (or PostgreSQL database); the
+ratio berth/floor is the overhead of everything berth does beyond the writes it must make.
+Then: the SQL statements berth sends per operation (a ``before_cursor_execute`` listener), and
+a cProfile of berth's lifecycles, summed by area.
+
+Run: ``python -m benchmarks.fsm_overhead [--quick] [--databases sqlite,postgresql]``
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import pstats
+import secrets
+import shutil
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from benchmarks._common import (
+    Samples,
+    add_database_option,
+    alternate,
+    banner,
+    database_urls,
+    databases,
+    parser,
+    print_table,
+    spread,
+)
+from benchmarks.null_drivers import (
+    IPC_MODE,
+    NULL_IMAGE_ID,
+    ensure_null_image,
+    plug_null_drivers,
+)
+from fsm import Orchestrator
+from fsm.database import open_engine
+
+TRANSITIONS_PER_LIFECYCLE = 7
+COMMITS_PER_LIFECYCLE = 8
+
+
+# -- berth ---------------------------------------------------------------------------------
+
+
+def berth_lifecycle(orc: Orchestrator, image: str, mark: Callable[[str], None]) -> None:
+    mark("create")
+    info = orc.create(image, ["/bin/true"], ipc_mode=IPC_MODE)
+    mark("start")
+    orc.start(info.id)
+    mark("exit")
+    orc.handle_exit(info.id, 0)
+    mark("remove")
+    orc.remove(info.id)
+    mark("")
+
+
+def open_orchestrator(url: str, root: Path) -> tuple[Orchestrator, str]:
+    orc = Orchestrator(database_url=url, root=root, storage="vfs")
+    plug_null_drivers(orc, root / "null-rootfs")
+    return orc, ensure_null_image(orc.engine)
+
+
+# -- the floor: the same writes by hand ------------------------------------------------------
+
+
+class Floor:
+    """The rows a berth lifecycle commits, written through one DBAPI connection."""
+
+    def __init__(self, url: str, node: str, owner: str) -> None:
+        self.engine = open_engine(url)
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        self.raw = self.engine.raw_connection()
+        self.dbapi: Any = self.raw.driver_connection
+        self.node = node
+        self.owner = owner
+        self.mark = "?" if self.sqlite else "%s"
+
+    def close(self) -> None:
+        self.raw.close()
+        self.engine.dispose()
+
+    def _time(self, value: datetime) -> Any:
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+        # what SQLAlchemy's SQLite DATETIME stores; PostgreSQL takes the datetime itself
+        return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else naive
+
+    def _bool(self, value: bool) -> Any:
+        return int(value) if self.sqlite else value
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.mark)
+
+    def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        cursor = self.dbapi.cursor()
+        try:
+            if self.sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            for index, (text, params) in enumerate(statements):
+                cursor.execute(self._sql(text), params)
+                if index == 0 and text.startswith(("UPDATE", "DELETE")) and cursor.rowcount != 1:
+                    raise RuntimeError("the floor's compare-and-swap lost a race")
+            self.dbapi.commit()
+        except BaseException:
+            self.dbapi.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def _transition(self, container_id: str, version: int, trigger: str, source: str, dest: str,
+                    values: dict[str, Any], event_action: str | None) -> None:
+        now = datetime.now(UTC)
+        in_flight = dest in ("mounting", "networking", "starting", "stopping", "removing")
+        values = {**values, "version": version + 1,
+                  "owner": self.owner if in_flight else None,
+                  "lease_expires_at": self._time(now + timedelta(seconds=60)) if in_flight
+                  else None}
+        where = " WHERE id = ? AND version = ? AND state = ?"
+        if dest == "removed":
+            cas = ("DELETE FROM containers" + where, (container_id, version, source))
+        else:
+            values["state"] = dest
+            assignments = ", ".join(f"{column} = ?" for column in values)
+            cas = (f"UPDATE containers SET {assignments}{where}",
+                   (*values.values(), container_id, version, source))
+        statements = [cas, (
+            "INSERT INTO transitions (container_id, trigger, source, dest, started_at, "
+            "finished_at, error, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (container_id, trigger, source, dest, self._time(now), self._time(now), "",
+             self.owner))]
+        if event_action is not None:
+            statements.append(self._event(container_id, event_action, now, {}))
+        self._transaction(statements)
+
+    def _event(self, container_id: str, action: str, now: datetime,
+               extra: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        attributes = json.dumps({"image": "null", "name": f"floor_{container_id[:12]}", **extra})
+        return ("INSERT INTO events (time, container_id, action, attributes) VALUES (?, ?, ?, ?)",
+                (self._time(now), container_id, action, attributes))
+
+    def lifecycle(self) -> None:
+        container_id = secrets.token_hex(32)
+        now = datetime.now(UTC)
+        config = json.dumps({"cmd": ["/bin/true"], "env": {}, "working_dir": "/",
+                             "exposed_ports": []})
+        host_config = json.dumps({"network_mode": "", "ipc_mode": "private", "tmpfs": {},
+                                  "links": [], "restart_policy": {"name": "no",
+                                                                  "maximum_retry_count": 0},
+                                  "mounts": [], "shm_size": None})
+        self._transaction([
+            ("INSERT INTO containers (id, name, image_id, state, version, node, exit_code, error, "
+             "created_at, has_been_started_before, restart_count, manually_stopped, config, "
+             "host_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             (container_id, f"floor_{container_id[:12]}", NULL_IMAGE_ID, "created", 1, self.node,
+              0, "", self._time(now), self._bool(False), 0, self._bool(False), config,
+              host_config)),
+            self._event(container_id, "create", now, {}),
+        ])
+        t = self._transition
+        t(container_id, 1, "start", "created", "mounting",
+          {"error": "", "exit_code": 0, "pid": None, "finished_at": None,
+           "manually_stopped": self._bool(False)}, None)
+        t(container_id, 2, "mounted", "mounting", "networking", {}, None)
+        t(container_id, 3, "networked", "networking", "starting", {}, None)
+        t(container_id, 4, "started", "starting", "running",
+          {"pid": 4194303, "started_at": self._time(datetime.now(UTC)),
+           "has_been_started_before": self._bool(True)}, "start")
+        t(container_id, 5, "exit", "running", "exited",
+          {"exit_code": 0, "finished_at": self._time(datetime.now(UTC)), "pid": None,
+           "error": ""}, "die")
+        t(container_id, 6, "remove", "exited", "removing", {}, None)
+        t(container_id, 7, "removed", "removing", "removed", {}, "destroy")
+
+
+# -- counting what berth sends ---------------------------------------------------------------
+
+
+class StatementCounter:
+    """Counts, per operation, the statements berth executes, its commits and pool checkouts."""
+
+    def __init__(self) -> None:
+        self.operation = ""
+        self.active = False
+        self.by_operation: dict[str, Counter[str]] = defaultdict(Counter)
+        self.selects: Counter[str] = Counter()
+
+    def mark(self, operation: str) -> None:
+        self.operation = operation
+
+    def attach(self, orc: Orchestrator) -> None:
+        engine = orc.engine
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _statement(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+            if self.active:
+                verb = statement.lstrip().split(None, 1)[0].upper()
+                self.by_operation[self.operation][verb] += 1
+                if verb == "SELECT":
+                    self.selects[" ".join(statement.split())[:110]] += 1
+
+        @event.listens_for(engine, "commit")
+        def _commit(_conn: Any) -> None:
+            if self.active:
+                self.by_operation[self.operation]["commit"] += 1
+
+        @event.listens_for(engine.pool, "checkout")
+        def _checkout(*_args: Any) -> None:
+            if self.active:
+                self.by_operation[self.operation]["checkout"] += 1
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+
+def print_statements(counter: StatementCounter, lifecycles: int, postgres: bool) -> None:
+    columns = ["SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "commit", "checkout"]
+    transitions = {"create": 0, "start": 4, "exit": 1, "remove": 2}
+    rows = []
+    totals: Counter[str] = Counter()
+    for operation, count in transitions.items():
+        seen = counter.by_operation[operation]
+        totals.update(seen)
+        rows.append([operation, count, *[seen[c] / lifecycles for c in columns],
+                     sum(seen[c] for c in columns[:5]) / lifecycles])
+    rows.append(["lifecycle", TRANSITIONS_PER_LIFECYCLE, *[totals[c] / lifecycles for c in columns],
+                 sum(totals[c] for c in columns[:5]) / lifecycles])
+    per_transition = [totals[c] / lifecycles / TRANSITIONS_PER_LIFECYCLE for c in columns]
+    rows.append(["per transition", 1, *per_transition,
+                 sum(per_transition[:5])])
+    print_table("SQL statements berth executes per lifecycle (before_cursor_execute; commits and "
+                "pool checkouts from the engine's events)",
+                ["operation", "transitions", *columns, "statements"], rows)
+    print("  the floor: 8 commits, 0 SELECT, 12 INSERT (1 container, 7 transitions, 4 events), "
+          "6 UPDATE, 1 DELETE per lifecycle")
+    if not postgres:
+        print("  on SQLite every transaction, reads included, opens with BEGIN IMMEDIATE (the "
+              "engine's 'begin' listener): BEGIN - commit = reads that took the write lock")
+    if postgres:
+        print("  on PostgreSQL every checkout also pings (pool_pre_ping=True: a SELECT 1 round "
+              "trip no listener sees), and psycopg opens each transaction with its own BEGIN "
+              "round trip (reads too, closed by ROLLBACK)")
+    print("\n  the SELECTs, per lifecycle:")
+    for text, count in counter.selects.most_common(8):
+        print(f"  {count / lifecycles:5.1f}  {text}")
+
+
+# -- profile ----------------------------------------------------------------------------------
+
+AREAS = (
+    ("sqlite3 C calls (the database itself)", ("sqlite3.",)),
+    ("psycopg (incl. waiting for the server)", ("psycopg",)),
+    ("sqlalchemy", ("sqlalchemy",)),
+    ("transitions", ("transitions",)),
+    ("logging (transitions' per-callback log calls)", ("logging",)),
+    ("berth fsm/", ("/fsm/",)),
+    ("berth models/ + drivers/", ("/models/", "/drivers/")),
+    ("benchmarks (null drivers, loop)", ("/benchmarks/",)),
+    ("json", ("json",)),
+    ("datetime/uuid/secrets/random", ("datetime", "secrets", "random", "uuid")),
+    ("pathlib/os/posixpath", ("pathlib", "posixpath", "genericpath", "os.", "<frozen os>")),
+    ("threading/contextlib/dataclasses", ("threading", "contextlib", "dataclasses")),
+)
+
+
+def profile(orc: Orchestrator, image: str, lifecycles: int, top: int) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(lifecycles):
+        berth_lifecycle(orc, image, lambda _op: None)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in raw.values())  # tottime over every function
+    areas: Counter[str] = Counter()
+    for (filename, _line, function), entry in raw.items():
+        where = f"{filename}:{function}"
+        for area, needles in AREAS:
+            if any(n in where for n in needles):
+                areas[area] += entry[2]
+                break
+        else:
+            areas["other (builtins, stdlib)"] += entry[2]
+    waits = sum(entry[1] for (filename, _line, function), entry in raw.items()
+                if "psycopg" in filename and filename.endswith("connection.py")
+                and function == "wait")
+    if waits:
+        print(f"\n  psycopg Connection.wait calls (one per exchange with the server): "
+              f"{waits / lifecycles:.0f} per lifecycle")
+    print_table(f"cProfile of {lifecycles} berth lifecycles: own time (tottime) by area "
+                "(cProfile inflates call-heavy Python code)",
+                ["area", "ms/lifecycle", "share %"],
+                [[area, seconds * 1000 / lifecycles, 100 * seconds / total]
+                 for area, seconds in areas.most_common()])
+    rows = []
+    for (filename, line, function), entry in sorted(raw.items(), key=lambda kv: -kv[1][3])[:top]:
+        short = filename.split("site-packages/")[-1].replace(os.getcwd() + "/", "")
+        rows.append([f"{short}:{line}({function})"[-80:], entry[1] / lifecycles,
+                     entry[3] * 1000 / lifecycles])
+    print_table("cumulative time per lifecycle, top functions",
+                ["function", "calls/lifecycle", "cum ms/lifecycle"], rows)
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def measure(name: str, url: str, root: Path, quick: bool) -> dict[str, float]:
+    orc, image = open_orchestrator(url, root)
+    floor = Floor(url, orc.settings.node, orc.owner)
+    batch, rounds = (3, 2) if quick else (40, 9)
+
+    def berth() -> float:
+        start = time.perf_counter()
+        for _ in range(batch):
+            berth_lifecycle(orc, image, lambda _op: None)
+        return (time.perf_counter() - start) / batch * 1e6
+
+    def raw() -> float:
+        start = time.perf_counter()
+        for _ in range(batch):
+            floor.lifecycle()
+        return (time.perf_counter() - start) / batch * 1e6
+
+    try:
+        berth()
+        raw()  # warm-up: statement caches, the pool, the page cache
+        samples = alternate(rounds, [("berth", berth), ("floor", raw)], Samples("µs"))
+        b, f = samples.median("berth"), samples.median("floor")
+        print_table(f"{name}: µs per lifecycle (median of {rounds} alternating batches of "
+                    f"{batch}; 7 transitions, 8 commits each)",
+                    ["", "µs/lifecycle", "µs/transition", "min..max", "x floor"],
+                    [["berth (null drivers)", b, b / 7, spread(samples.values["berth"]), b / f],
+                     ["floor (raw SQL, same rows)", f, f / 7, spread(samples.values["floor"]),
+                      1.0]])
+        print(f"  ratio berth/floor = {b / f:.2f} (target <= 1.3)")
+        counter = StatementCounter()
+        counter.attach(orc)
+        counted = 3 if quick else 20
+        with counter.counting():
+            for _ in range(counted):
+                berth_lifecycle(orc, image, counter.mark)
+        print_statements(counter, counted, postgres=name == "postgresql")
+        profile(orc, image, 3 if quick else 60, 8 if quick else 28)
+        return {"berth": b, "floor": f}
+    finally:
+        floor.close()
+        orc.close()
+
+
+def main() -> None:
+    arguments = parser(__doc__.split("\n")[0])
+    add_database_option(arguments)
+    args = arguments.parse_args()
+    banner("fsm_overhead", args.quick)
+    base = Path(tempfile.mkdtemp(prefix="berth-bench-overhead-"))
+    results: dict[str, dict[str, float]] = {}
+    try:
+        with database_urls(databases(args), "overhead") as urls:
+            for name, make_url in urls.items():
+                results[name] = measure(name, make_url(f"run{os.getpid()}"), base / name,
+                                        args.quick)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print_table("summary: µs per lifecycle", ["database", "berth", "floor", "berth/floor"],
+                [[n, r["berth"], r["floor"], r["berth"] / r["floor"]] for n, r in results.items()])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,436 @@
+"""How long ``create + start + wait`` of busybox ``/bin/true`` (no network) takes, berth against
+bare runc, Docker and Podman, measured alternately in one run. Needs root.
+
+Tools (each one run per round, the order rotating every round):
+
+- ``berth API``: ``orc.create(..., network_mode="none")`` + ``orc.start`` + ``orc.wait`` in this
+  process (vfs storage, runc, SQLite), then ``orc.remove`` (timed apart);
+- ``berth run --rm`` (CLI): ``berth run --rm --network none busybox /bin/true`` as a subprocess, so
+  its cold start counts;
+- ``runc c+s+w`` (the floor): ``runc create`` + ``runc start`` + waiting for the process on a
+  prepared bundle (a helper process that is a child subreaper reaps it), then ``runc delete``;
+  ``runc run`` (create+start+wait+delete in one runc process) alongside;
+- ``docker c+s+w``: ``docker create`` + ``docker start`` + ``docker wait`` against a private
+  ``dockerd`` (Debian's docker.io; its own data root, exec root and socket; overlay2, falling back
+  to vfs), and ``docker run --rm``; the image is ``docker import`` of the same busybox tarball;
+- ``podman c+s+w`` and ``podman run --rm``: Debian's podman, private ``--root``/``--runroot``,
+  ``--runtime runc``, ``podman import`` of the same tarball.
+
+Then berth's own time is broken down by transition (``orc.history()``: started_at/finished_at of
+each committed transition) and by what happens between them (the shim's exit record, who fires
+``exit`` and when, ``wait`` returning).
+
+``--quick`` runs berth and runc only, once each (Docker and Podman with ``--tools``).
+
+Run: ``sudo python -m benchmarks.start_latency [--quick] [--rounds N] [--tools a,b,...]``
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import Samples, banner, busybox_tar, median, parser, print_table, spread
+
+ALL_TOOLS = ("berth", "berth-cli", "runc", "docker", "podman")
+PODMAN_ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096")
+DOCKER = "/usr/bin/docker"  # Debian's docker.io client, the same version as its dockerd
+
+
+def run(argv: list[str], **kwargs: Any) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:6])}... exited {done.returncode}: "
+                           f"{(done.stderr or done.stdout).strip()[-800:]}")
+    return done.stdout.strip()
+
+
+def ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+# -- berth --------------------------------------------------------------------------------
+
+
+class Berth:
+    def __init__(self, work: Path, tar: Path) -> None:
+        from fsm import Orchestrator
+
+        self.root = work / "berth"
+        self.url = f"sqlite:///{self.root / 'berth.db'}"
+        self.orc = Orchestrator(database_url=self.url, root=self.root, storage="vfs",
+                                runtime="runc")
+        self.orc.import_image("busybox", tar)
+        self.breakdowns: list[dict[str, float]] = []
+        #: ``error`` of exited containers (an undo step that failed, e.g. a ``runc delete`` that
+        #: raced the shim's own)
+        self.errors: list[str] = []
+
+    def api(self) -> dict[str, float]:
+        orc = self.orc
+        start = time.perf_counter()
+        info = orc.create("busybox", ["/bin/true"], network_mode="none")
+        created = time.perf_counter()
+        orc.start(info.id)
+        started = time.perf_counter()
+        code = orc.wait(info.id)
+        waited = time.perf_counter()
+        if code != 0:
+            raise RuntimeError(f"berth: /bin/true exited {code}")
+        error = orc.get(info.id).error
+        if error:
+            self.errors.append(error)
+        exit_file = orc.paths(info.id).exit_file
+        shim_recorded = json.loads(exit_file.read_text())["finished_at"]
+        history = orc.history(info.id)
+        remove_start = time.perf_counter()
+        orc.remove(info.id)
+        removed = time.perf_counter()
+        self.breakdowns.append(_breakdown(history, shim_recorded, time.time() - (
+            removed - waited), (created - start) * 1000))
+        return {"total": (waited - start) * 1000, "create": (created - start) * 1000,
+                "start": (started - created) * 1000, "wait": (waited - started) * 1000,
+                "remove": (removed - remove_start) * 1000}
+
+    def cli(self) -> dict[str, float]:
+        env = {**os.environ, "BERTH_ROOT": str(self.root), "BERTH_DATABASE_URL": self.url}
+        start = time.perf_counter()
+        run(["berth", "--storage", "vfs", "run", "--rm", "--network", "none", "busybox",
+             "/bin/true"], env=env)
+        return {"total": ms_since(start)}
+
+    def close(self) -> None:
+        self.orc.close()
+
+
+def _breakdown(history: list[Any], shim_recorded: float, wait_returned: float,
+               create_ms: float) -> dict[str, float]:
+    """ms per phase of one berth run, from the committed transitions' timestamps."""
+    by_trigger = {t.trigger: t for t in history}
+    result = {"create (API call)": create_ms}
+    for trigger in ("start", "mounted", "networked", "started"):
+        t = by_trigger[trigger]
+        result[f"{trigger}: {t.source} -> {t.dest}"] = t.duration * 1000
+    running_at = by_trigger["started"].finished_at.timestamp()
+    exit_t = by_trigger["exit"]
+    result["running committed -> exit.json (< 0: exited first)"] = (
+        shim_recorded - running_at) * 1000
+    result["exit.json -> exit fired (wait's poll, or the shim's exit hook)"] = (
+        exit_t.started_at.timestamp() - shim_recorded) * 1000
+    result["exit: running -> exited (undo + commit)"] = exit_t.duration * 1000
+    result["exit committed -> wait returns"] = (
+        wait_returned - exit_t.finished_at.timestamp()) * 1000
+    return result
+
+
+# -- bare runc ------------------------------------------------------------------------------
+
+
+def _runc_helper(connection: Connection, bundle: str, state_root: str) -> None:
+    """A child subreaper: the container's init is re-parented to it when ``runc create`` exits,
+    so it can wait for the process as a shim does."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    number = 0
+    while connection.recv() == "go":
+        number += 1
+        name = f"bench-runc-{os.getpid()}-{number}"
+        pid_file = Path(state_root) / f"{name}.pid"
+        start = time.perf_counter()
+        subprocess.run(["runc", "--root", state_root, "create", "--bundle", bundle, "--pid-file",
+                        str(pid_file), name], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        created = time.perf_counter()
+        subprocess.run(["runc", "--root", state_root, "start", name], check=True)
+        pid = int(pid_file.read_text())
+        started = time.perf_counter()
+        _, status = os.waitpid(pid, 0)
+        waited = time.perf_counter()
+        subprocess.run(["runc", "--root", state_root, "delete", name], check=True)
+        deleted = time.perf_counter()
+        pid_file.unlink()
+        connection.send({"total": (waited - start) * 1000, "create": (created - start) * 1000,
+                         "start": (started - created) * 1000, "wait": (waited - started) * 1000,
+                         "remove": (deleted - waited) * 1000,
+                         "exit": os.waitstatus_to_exitcode(status)})
+    connection.close()
+
+
+class Runc:
+    def __init__(self, work: Path, tar: Path) -> None:
+        self.bundle = work / "runc-bundle"
+        rootfs = self.bundle / "rootfs"
+        rootfs.mkdir(parents=True)
+        run(["tar", "-xpf", str(tar), "-C", str(rootfs), "--numeric-owner"])
+        run(["runc", "spec", "--bundle", str(self.bundle)])
+        config_path = self.bundle / "config.json"
+        config = json.loads(config_path.read_text())
+        config["process"]["terminal"] = False
+        config["process"]["args"] = ["/bin/true"]
+        config_path.write_text(json.dumps(config))  # a fresh network namespace: "none"
+        self.state_root = work / "runc-state"
+        self.state_root.mkdir()
+        context = multiprocessing.get_context("fork")
+        self.connection, child = context.Pipe()
+        self.helper = context.Process(target=_runc_helper,
+                                      args=(child, str(self.bundle), str(self.state_root)))
+        self.helper.start()
+        self.number = 0
+
+    def create_start_wait(self) -> dict[str, float]:
+        self.connection.send("go")
+        result: dict[str, float] = self.connection.recv()
+        if result.pop("exit") != 0:
+            raise RuntimeError("runc: /bin/true failed")
+        return result
+
+    def run_once(self) -> dict[str, float]:
+        self.number += 1
+        start = time.perf_counter()
+        run(["runc", "--root", str(self.state_root), "run", "--bundle", str(self.bundle),
+             f"bench-run-{os.getpid()}-{self.number}"], stdin=subprocess.DEVNULL)
+        return {"total": ms_since(start)}
+
+    def close(self) -> None:
+        self.connection.send("stop")
+        self.helper.join(timeout=10)
+
+
+# -- Docker ---------------------------------------------------------------------------------
+
+
+class Docker:
+    def __init__(self, work: Path, tar: Path) -> None:
+        self.work = work / "docker"
+        self.work.mkdir()
+        self.socket = self.work / "docker.sock"
+        self.host = f"unix://{self.socket}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.storage = "overlay2"
+        try:
+            self._start_daemon("overlay2")
+        except RuntimeError as error:
+            print(f"note: dockerd with overlay2 failed ({error}); falling back to vfs")
+            self.stop()
+            self.storage = "vfs"
+            self._start_daemon("vfs")
+        run(self.cli("import", str(tar), "busybox:bench"))
+        version = run(self.cli("version", "--format", "{{.Server.Version}}"))
+        print(f"Docker {version} (dockerd, storage driver {self.storage}, runc, --iptables=false "
+              "--bridge=none)")
+
+    def cli(self, *args: str) -> list[str]:
+        return [DOCKER, "-H", self.host, *args]
+
+    def _start_daemon(self, storage: str) -> None:
+        data, execroot = self.work / f"data-{storage}", self.work / f"exec-{storage}"
+        log = open(self.work / f"dockerd-{storage}.log", "wb")  # noqa: SIM115 - the daemon's
+        self.process = subprocess.Popen(
+            ["dockerd", "--data-root", str(data), "--exec-root", str(execroot), "-H", self.host,
+             "--pidfile", str(self.work / "dockerd.pid"), "--storage-driver", storage,
+             "--iptables=false", "--ip-masq=false", "--bridge=none"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dockerd exited {self.process.returncode}: "
+                                   f"{(self.work / f'dockerd-{storage}.log').read_text()[-600:]}")
+            if self.socket.exists() and subprocess.run(
+                    self.cli("info"), capture_output=True).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("dockerd did not answer in 60 s")
+
+    def create_start_wait(self) -> dict[str, float]:
+        start = time.perf_counter()
+        container = run(self.cli("create", "--network", "none", "busybox:bench", "/bin/true"))
+        created = time.perf_counter()
+        run(self.cli("start", container))
+        started = time.perf_counter()
+        code = run(self.cli("wait", container))
+        waited = time.perf_counter()
+        run(self.cli("rm", container))
+        removed = time.perf_counter()
+        if code != "0":
+            raise RuntimeError(f"docker: /bin/true exited {code}")
+        return {"total": (waited - start) * 1000, "create": (created - start) * 1000,
+                "start": (started - created) * 1000, "wait": (waited - started) * 1000,
+                "remove": (removed - waited) * 1000}
+
+    def run_rm(self) -> dict[str, float]:
+        start = time.perf_counter()
+        run(self.cli("run", "--rm", "--network", "none", "busybox:bench", "/bin/true"))
+        return {"total": ms_since(start)}
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        for leftover in self.work.glob("*/containerd/*"):  # nothing should be left mounted
+            subprocess.run(["umount", "-R", str(leftover)], capture_output=True)
+
+
+# -- Podman ---------------------------------------------------------------------------------
+
+
+class Podman:
+    def __init__(self, work: Path, tar: Path) -> None:
+        self.work = work / "podman"
+        self.work.mkdir()
+        self.base = ["podman", "--root", str(self.work / "root"), "--runroot",
+                     str(self.work / "runroot"), "--runtime", "runc", "--cgroup-manager",
+                     "cgroupfs", "--events-backend", "file", "--tmpdir", str(self.work / "tmp")]
+        run([*self.base, "import", str(tar), "busybox:bench"])
+        version = run([*self.base, "version", "--format", "{{.Client.Version}}"])
+        driver = run([*self.base, "info", "--format", "{{.Store.GraphDriverName}}"])
+        print(f"Podman {version} (storage driver {driver}, runc, cgroupfs, --network none, "
+              f"{' '.join(PODMAN_ULIMITS)})")
+
+    def create_start_wait(self) -> dict[str, float]:
+        start = time.perf_counter()
+        container = run([*self.base, "create", "--network", "none", *PODMAN_ULIMITS,
+                         "localhost/busybox:bench", "/bin/true"])
+        created = time.perf_counter()
+        run([*self.base, "start", container])
+        started = time.perf_counter()
+        code = run([*self.base, "wait", container])
+        waited = time.perf_counter()
+        run([*self.base, "rm", container])
+        removed = time.perf_counter()
+        if code != "0":
+            raise RuntimeError(f"podman: /bin/true exited {code}")
+        return {"total": (waited - start) * 1000, "create": (created - start) * 1000,
+                "start": (started - created) * 1000, "wait": (waited - started) * 1000,
+                "remove": (removed - waited) * 1000}
+
+    def run_rm(self) -> dict[str, float]:
+        start = time.perf_counter()
+        run([*self.base, "run", "--rm", "--network", "none", *PODMAN_ULIMITS,
+             "localhost/busybox:bench", "/bin/true"])
+        return {"total": ms_since(start)}
+
+    def stop(self) -> None:
+        subprocess.run([*self.base, "rm", "-af"], capture_output=True)
+        subprocess.run([*self.base, "system", "reset", "-f"], capture_output=True)
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    arguments = parser(__doc__.split("\n")[0])
+    arguments.add_argument("--rounds", type=int, default=None, help="default 12 (quick: 1)")
+    arguments.add_argument("--tools", default=None,
+                           help=f"comma-separated among {', '.join(ALL_TOOLS)} (default: all "
+                                "that are installed; quick: berth, berth-cli, runc)")
+    args = arguments.parse_args()
+    banner("start_latency", args.quick)
+    if os.geteuid() != 0:
+        print("start_latency needs root (runc, network namespaces): skipped")
+        return
+    default_tools = "berth,berth-cli,runc" if args.quick else ",".join(ALL_TOOLS)
+    tools = [t.strip() for t in (args.tools or default_tools).split(",") if t.strip()]
+    for missing, binary, package in (("docker", "dockerd", "docker.io"),
+                                     ("podman", "podman", "podman")):
+        if missing in tools and shutil.which(binary) is None:
+            print(f"note: {binary} is not installed (apt-get install {package}): skipped")
+            tools.remove(missing)
+    rounds = args.rounds or (1 if args.quick else 12)
+    work = Path(tempfile.mkdtemp(prefix="berth-bench-start-"))
+    objects: list[Any] = []
+    try:
+        tar = busybox_tar(work)
+        variants: list[tuple[str, Callable[[], dict[str, float]]]] = []
+        berth = None
+        if "berth" in tools or "berth-cli" in tools:
+            berth = Berth(work, tar)
+            objects.append(berth)
+            if "berth" in tools:
+                variants.append(("berth API c+s+w", berth.api))
+            if "berth-cli" in tools:
+                variants.append(("berth run --rm (CLI)", berth.cli))
+        if "runc" in tools:
+            runc = Runc(work, tar)
+            objects.append(runc)
+            variants += [("runc c+s+w (floor)", runc.create_start_wait),
+                         ("runc run", runc.run_once)]
+        if "docker" in tools:
+            docker = Docker(work, tar)
+            objects.append(docker)
+            variants += [("docker c+s+w", docker.create_start_wait),
+                         ("docker run --rm", docker.run_rm)]
+        if "podman" in tools:
+            podman = Podman(work, tar)
+            objects.append(podman)
+            variants += [("podman c+s+w", podman.create_start_wait),
+                         ("podman run --rm", podman.run_rm)]
+        for _, call in variants:  # warm-up: page cache, image layers, imports
+            call()
+        if berth is not None:
+            berth.breakdowns.clear()
+        parts: dict[str, Samples] = {}
+        for round_number in range(rounds):
+            shift = round_number % len(variants)
+            for name, call in [*variants[shift:], *variants[:shift]]:
+                for part, value in call().items():
+                    parts.setdefault(part, Samples("ms")).add(name, value)
+        report(variants, parts, rounds, berth)
+    finally:
+        for thing in reversed(objects):
+            try:
+                thing.close() if hasattr(thing, "close") else thing.stop()
+            except Exception as error:  # keep tearing down the others
+                print(f"note: teardown of {type(thing).__name__}: {error}", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(variants: list[tuple[str, Any]], parts: dict[str, Samples], rounds: int,
+           berth: Berth | None) -> None:
+    total = parts["total"]
+    docker = total.median("docker c+s+w") if "docker c+s+w" in total.values else None
+    floor = total.median("runc c+s+w (floor)") if "runc c+s+w (floor)" in total.values else None
+    rows = []
+    for name, _ in variants:
+        value = total.median(name)
+        cells = [parts[p].median(name) if p in parts and name in parts[p].values else float("nan")
+                 for p in ("create", "start", "wait", "remove")]
+        rows.append([name, value, spread(total.values[name]), *cells,
+                     value / docker if docker else float("nan"),
+                     value / floor if floor else float("nan")])
+    print_table(f"ms, median of {rounds} rounds (tools alternating; the total is create + start + "
+                "wait, or the whole command for the run variants; remove is apart)",
+                ["tool", "total", "min..max", "create", "start", "wait", "remove", "x docker",
+                 "x runc"], rows)
+    if docker and "berth API c+s+w" in total.values:
+        print(f"  berth API / docker c+s+w = {total.median('berth API c+s+w') / docker:.2f} "
+              "(target <= 0.5)")
+    if berth is not None:
+        print(f"  berth API runs whose container exited with an error recorded: "
+              f"{len(berth.errors)}" + (f" (first: {berth.errors[0]!r})" if berth.errors else ""))
+    if berth is not None and berth.breakdowns:
+        phases = list(berth.breakdowns[0])
+        print_table("berth API: where the time goes (ms, median of rounds; from orc.history() and "
+                    "the shim's exit.json)", ["phase", "ms", "min..max"],
+                    [[p, median([b[p] for b in berth.breakdowns]),
+                      spread([b[p] for b in berth.breakdowns])] for p in phases])
+
+
+if __name__ == "__main__":
+    main()
