@@ -16,6 +16,15 @@ from tests.hostcheck import assert_nothing_leaked
 from tests.postgres_server import PostgresServer, start_server
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Boot the device-mapper VM in the background when its test is going to run."""
+    if any(item.nodeid.startswith("tests/test_dm_in_vm.py") for item in session.items):
+        from tests.dm_suite import SUITE, vm_needed
+
+        if vm_needed() is None:
+            SUITE.start()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     not_root = os.geteuid() != 0
     for item in items:
