@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from drivers.network import Attachment, bridge
 from drivers.network.namespace import create_netns, netns_name, netns_path
+from fsm.database import reader
 from fsm.errors import BerthError, ConfigError, host_errors
 from fsm.settings import Settings
 from models import Endpoint, Network, utcnow
@@ -28,6 +29,7 @@ NETWORK_NAME = "bridge"
 class Bridge:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
+        self.reader = reader(engine)
         self.interface = os.environ.get("BERTH_BRIDGE", DEFAULT_BRIDGE)
         self.subnet = os.environ.get("BERTH_BRIDGE_SUBNET", DEFAULT_SUBNET)
         try:
@@ -75,14 +77,14 @@ class Bridge:
 
     def _allocate(self, network_id: int, container_id: str) -> str:
         """The lowest free address, claimed by inserting the endpoint row."""
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             existing = connection.execute(select(Endpoint.ip).where(
                 (Endpoint.container_id == container_id) & (Endpoint.network_id == network_id)
             )).scalar_one_or_none()
         if existing is not None:
             return existing
         for _attempt in range(64):
-            with self.engine.connect() as connection:
+            with self.reader.connect() as connection:
                 used = set(connection.execute(
                     select(Endpoint.ip).where(Endpoint.network_id == network_id)).scalars())
             candidate = next((str(h) for h in self.network.hosts()
@@ -109,6 +111,6 @@ class Bridge:
                 Endpoint.container_id == container_id))
 
     def address_of(self, container_id: str) -> str | None:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return connection.execute(select(Endpoint.ip).where(
                 Endpoint.container_id == container_id)).scalar_one_or_none()

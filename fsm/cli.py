@@ -161,7 +161,8 @@ def _parse_volumes(values: Sequence[str]) -> list[dict[str, Any]]:
     return mounts
 
 
-def _create(obj: Context, image: str, command: Sequence[str], **options: Any) -> ContainerInfo:
+def _create(obj: Context, image: str, command: Sequence[str], auto_remove: bool = False,
+            **options: Any) -> ContainerInfo:
     tmpfs = {}
     for item in options["tmpfs"]:
         path, _, mount_options = item.partition(":")
@@ -172,6 +173,7 @@ def _create(obj: Context, image: str, command: Sequence[str], **options: Any) ->
         ipc_mode=options["ipc"], tmpfs=tmpfs, links=list(options["link"]),
         restart_policy=options["restart"], mounts=_parse_volumes(options["volume"]),
         exposed_ports=list(options["expose"]), shm_size=options["shm_size"],
+        auto_remove=auto_remove,
     )
 
 
@@ -199,7 +201,8 @@ def run(obj: Context, /, image: str, command: tuple[str, ...], remove: bool, det
     \b
     Example: berth run --rm --network none busybox sh -c 'echo hi; exit 3'   # exits 3
     """
-    info = _create(obj, image, command, **options)
+    # detached, nobody here waits for the exit: the exit hook removes it
+    info = _create(obj, image, command, auto_remove=remove and detach, **options)
     orc = obj.orc
     try:
         orc.start(info.id)
@@ -673,12 +676,14 @@ def _when(option: str, value: str | None) -> datetime | None:
 
 
 def _follow_log(orc: Orchestrator, container_id: str) -> Iterator[str]:
-    """The log as it grows, until the container is no longer running."""
-    log = orc.paths(container_id).log
+    """The log as it grows, until the process has ended (the shim has recorded its exit) or the
+    container is no longer running."""
+    paths = orc.paths(container_id)
+    log = paths.log
     position = 0
     while True:
-        finished = orc._state_of(container_id) not in ("mounting", "networking", "starting",
-                                                       "running", "stopping")
+        finished = orc.runtime.exit_status(paths) is not None or orc._state_of(
+            container_id) not in ("mounting", "networking", "starting", "running", "stopping")
         if log.exists():
             with log.open("r", errors="replace") as source:
                 source.seek(position)

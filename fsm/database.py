@@ -69,9 +69,17 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # a reader: each statement is its own implicit transaction, no write lock
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def reader(engine: Engine) -> Engine:
+    """The same pool for reads: no transaction to begin and end around a lone SELECT, and on
+    SQLite no write lock taken for it."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def migrations_dir() -> Path:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from drivers.network import bridge
-from drivers.network.namespace import PREFIX, delete_netns, list_netns
+from drivers.network.namespace import delete_netns, list_netns, netns_name
 from fsm import states
 from fsm.errors import host_errors
-from models import Container, Image
+from models import Container, ContainerEvent, Image
 
 if TYPE_CHECKING:
     from fsm.orchestrator import Orchestrator
@@ -25,23 +25,27 @@ HOLDS_NETWORK = {states.NETWORKING, states.STARTING, states.RUNNING, states.STOP
 
 
 def collect(orc: Orchestrator, remove: bool = False) -> dict[str, list[str]]:
-    with orc.engine.connect() as connection:
+    with orc.reader.connect() as connection:
         rows = connection.execute(
             select(Container.id, Container.state).where(Container.node == orc.settings.node)
         ).all()
         image_ids = set(connection.execute(select(Image.id)).scalars())
+        # namespaces and veths are host-wide: only those named after this database's containers
+        # (removed ones included: their events stay) are this data root's to judge
+        ever = set(connection.execute(select(ContainerEvent.container_id).distinct()).scalars())
     containers = {row.id: row.state for row in rows}
-    networked = {cid[:16] for cid, state in containers.items() if state in HOLDS_NETWORK}
+    networked = [cid for cid, state in containers.items() if state in HOLDS_NETWORK]
     running = {cid for cid, state in containers.items() if state in states.IN_FLIGHT
                or state == states.RUNNING}
+    ours_netns = {netns_name(c) for c in ever} - {netns_name(c) for c in networked}
+    ours_veths = {bridge.veth_name(c) for c in ever} - {bridge.veth_name(c) for c in networked}
     found = {
         "layer": [i for i in orc.storage.layers() if i not in containers and i not in image_ids],
         "container dir": sorted(p.name for p in _dirs(orc.settings.containers_dir)
                                 if p.name not in containers),
         "runtime container": [c for c in orc.runtime.list() if c not in running],
-        "netns": [n for n in list_netns() if n.removeprefix(PREFIX) not in networked],
-        "veth": [v for v in bridge.list_veths() if v.removeprefix("vb") not in
-                 {c[:13] for c in containers if containers[c] in HOLDS_NETWORK}],
+        "netns": [n for n in list_netns() if n in ours_netns],
+        "veth": [v for v in bridge.list_veths() if v in ours_veths],
     }
     if remove:
         with host_errors():

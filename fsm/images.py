@@ -29,12 +29,12 @@ def import_image(orc: Orchestrator, name: str, tar_path: Path) -> ImageInfo:
     """
     if not tar_path.is_file() or not os.access(tar_path, os.R_OK):
         raise ConfigError("tar_path", str(tar_path), "a readable tar file of a root filesystem")
-    with orc.engine.connect() as connection:
+    with orc.reader.connect() as connection:
         taken = connection.execute(select(Image.id).where(Image.name == name)).scalar_one_or_none()
     if taken is not None:
         raise NameInUse("image", name, taken)
     image_id = _sha256_file(tar_path)
-    with orc.engine.connect() as connection:
+    with orc.reader.connect() as connection:
         same = connection.execute(
             select(Image.name).where(Image.id == image_id)).scalar_one_or_none()
     if same is not None:

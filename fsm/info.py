@@ -40,9 +40,12 @@ class ContainerInfo:
 
     @property
     def short_id(self) -> str:
+        """The first 12 hex digits, as ``berth ps`` shows them."""
         return self.id[:12]
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (times as ISO 8601), as ``berth inspect`` prints them."""
+
         def plain(value: Any) -> Any:
             return value.isoformat() if isinstance(value, datetime) else value
 
@@ -61,6 +64,7 @@ class Event:
     attributes: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values, as ``berth events --format json`` prints them."""
         return {"id": self.id, "time": self.time.isoformat(), "container_id": self.container_id,
                 "action": self.action, "attributes": self.attributes}
 
@@ -80,11 +84,15 @@ class TransitionRecord:
 
     @property
     def duration(self) -> float:
+        """Seconds from the trigger firing to the commit: how long the step's side effect took."""
         return (self.finished_at - self.started_at).total_seconds()
 
 
 @dataclass(frozen=True)
 class ImageInfo:
+    """An imported image: ``id`` is the sha256 of its tarball and the id of its storage layer;
+    ``size`` is the bytes of the unpacked tree."""
+
     id: str
     name: str
     size: int

@@ -35,7 +35,7 @@ from drivers.storage import StorageDriver
 from fsm import states, validation
 from fsm.bridge import Bridge
 from fsm.container import LiveContainer
-from fsm.database import ensure_schema, open_engine
+from fsm.database import ensure_schema, open_engine, reader
 from fsm.errors import (
     AmbiguousReference,
     BerthError,
@@ -105,6 +105,8 @@ class Orchestrator:
             raise ConfigError("lease_seconds", lease_seconds, "a positive number of seconds")
         self.settings = resolve(root, database_url)
         self.engine = open_engine(self.settings.database_url)
+        #: the same pool, for lone SELECTs: no transaction around them, no SQLite write lock
+        self.reader = reader(self.engine)
         ensure_schema(self.engine, self.settings.database_url, embedded=self.settings.embedded,
                       lock_dir=self.settings.root)
         self._storage_name = storage
@@ -132,18 +134,22 @@ class Orchestrator:
 
     @cached_property
     def runtime(self) -> OCIRuntime:
+        """The OCI runtime driver (runc or crun), with its state under ``<root>/runtime``."""
         with host_errors():
             return OCIRuntime(self._runtime_name, self.settings.root / "runtime")
 
     @cached_property
     def bridge(self) -> Bridge:
+        """The default network: the ``berth0`` bridge and its addresses (``endpoints``)."""
         return Bridge(self.engine, self.settings)
 
     @property
     def has_bridge(self) -> bool:
+        """Whether links can resolve addresses (always, on this orchestrator)."""
         return True
 
     def paths(self, container_id: str) -> ContainerPaths:
+        """Where a container's files are: ``paths(id).log`` is its stdout and stderr."""
         return ContainerPaths(self.settings.container_dir(container_id))
 
     def exit_command(self, container_id: str) -> list[str]:
@@ -151,6 +157,7 @@ class Orchestrator:
         return [sys.executable, "-m", "fsm.exit_hook", container_id]
 
     def exit_env(self) -> dict[str, str]:
+        """The settings the exit hook needs to open this same orchestrator."""
         return {
             "BERTH_ROOT": str(self.settings.root),
             "BERTH_DATABASE_URL": self.settings.database_url,
@@ -178,13 +185,18 @@ class Orchestrator:
         mounts: Sequence[dict[str, Any]] | None = None,
         exposed_ports: Sequence[str] | None = None,
         shm_size: str | int | None = None,
+        auto_remove: bool = False,
     ) -> ContainerInfo:
         """Create a container (state ``created``) from ``image``, to run ``command``.
 
         Everything is checked before anything is made: a bad argument raises
         :class:`ConfigError` naming it, an unknown image :class:`NoSuchImage`, a taken name
         :class:`NameInUse`; then the container's layer is made and its row committed.
+        ``auto_remove`` removes the container when its process exits (``run --rm -d``), unless
+        its restart policy starts it again.
         """
+        if not isinstance(auto_remove, bool):
+            raise ConfigError("auto_remove", auto_remove, "True or False")
         config: dict[str, Any] = {
             "cmd": validation.command(command),
             "env": validation.env(env),
@@ -199,6 +211,7 @@ class Orchestrator:
             "restart_policy": validation.restart_policy(restart_policy),
             "mounts": validation.mounts(mounts),
             "shm_size": None if shm_size is None else validation.size_bytes("shm_size", shm_size),
+            "auto_remove": auto_remove,
         }
         if name is not None:
             validation.container_name(name)
@@ -376,6 +389,7 @@ class Orchestrator:
             raise DriverError(f"cannot remove container {container.id[:12]}: {error}") from error
 
     def get(self, ref: str) -> ContainerInfo:
+        """The container as it is now (``ref``: a name, a full id or a unique id prefix)."""
         return self._load(ref).info()
 
     def list(self, all: bool = False, state: str | Iterable[str] | None = None
@@ -391,7 +405,7 @@ class Orchestrator:
             query = query.where(Container.state.in_(wanted))
         elif not all:
             query = query.where(Container.state == states.RUNNING)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             rows = connection.execute(query).all()
         return [LiveContainer.from_row(self, row).info() for row in rows]
 
@@ -412,7 +426,7 @@ class Orchestrator:
             query = query.where(ContainerEvent.container_id == self._resolve_any(container))
         if actions is not None:
             query = query.where(ContainerEvent.action.in_(builtins.list(actions)))
-        with Session(self.engine) as session:
+        with Session(self.reader) as session:
             rows = session.execute(query).scalars().all()
         return [Event(r.id, r.time, r.container_id, r.action, dict(r.attributes)) for r in rows]
 
@@ -421,7 +435,7 @@ class Orchestrator:
         container_id = self._resolve_any(ref)
         query = (select(TransitionAudit).where(TransitionAudit.container_id == container_id)
                  .order_by(TransitionAudit.id))
-        with Session(self.engine) as session:
+        with Session(self.reader) as session:
             rows = session.execute(query).scalars().all()
         return [TransitionRecord(r.container_id, r.trigger, r.source, r.dest, r.started_at,
                                  r.finished_at, r.error) for r in rows]
@@ -435,13 +449,16 @@ class Orchestrator:
         return import_image(self, validation.image_name(name), Path(tar_path))
 
     def images(self) -> builtins.list[ImageInfo]:
-        with Session(self.engine) as session:
+        """Every imported image, by name."""
+        with Session(self.reader) as session:
             rows = session.execute(select(Image).order_by(Image.name)).scalars().all()
         return [ImageInfo(r.id, r.name, r.size, r.storage_driver, r.created_at) for r in rows]
 
     def remove_image(self, name: str) -> None:
+        """Delete an image and its layer; refused (:class:`ImageInUse`) while containers use
+        it."""
         image = self._image(name)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             users = connection.execute(
                 select(Container.id).where(Container.image_id == image.id)).scalars().all()
         if users:
@@ -484,6 +501,7 @@ class Orchestrator:
         return recover(self)
 
     def close(self) -> None:
+        """Stop renewing leases and close database connections (containers keep running)."""
         self.leases.stop()
         self.engine.dispose()
 
@@ -504,10 +522,16 @@ class Orchestrator:
         return select(*_LIVE_COLUMNS).join(Image, Image.id == Container.image_id)
 
     def _load(self, ref: str) -> LiveContainer:
-        container_id = self._resolve(ref)
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                self._live_query().where(Container.id == container_id)).one_or_none()
+        _check_ref(ref)
+        # a full id or a name is one query; only an id prefix needs resolving first
+        with self.reader.connect() as connection:
+            row = connection.execute(self._live_query().where(
+                (Container.id == ref) | (Container.name == ref)).limit(1)).one_or_none()
+        if row is None:
+            container_id = self._resolve(ref)
+            with self.reader.connect() as connection:
+                row = connection.execute(
+                    self._live_query().where(Container.id == container_id)).one_or_none()
         if row is None:
             raise NoSuchContainer(ref)
         return LiveContainer.from_row(self, row)
@@ -515,7 +539,7 @@ class Orchestrator:
     def _resolve(self, ref: str) -> str:
         """A full id, a name, or a unique id prefix → the container's id."""
         _check_ref(ref)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             exact = connection.execute(
                 select(Container.id).where((Container.id == ref) | (Container.name == ref))
                 .limit(1)).scalar_one_or_none()
@@ -544,7 +568,7 @@ class Orchestrator:
     def _image(self, ref: str) -> Image:
         if not isinstance(ref, str) or not ref:
             raise ConfigError("image", ref, "an image name (see `berth image ls`)")
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.reader, expire_on_commit=False) as session:
             row = session.execute(
                 select(Image).where((Image.name == ref) | (Image.id == ref))).scalar_one_or_none()
         if row is None:
@@ -552,7 +576,7 @@ class Orchestrator:
         return row
 
     def _check_name_free(self, name: str) -> None:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             owner = connection.execute(
                 select(Container.id).where(Container.name == name)).scalar_one_or_none()
         if owner is not None:
@@ -570,7 +594,7 @@ class Orchestrator:
                                .values(manually_stopped=True, version=Container.version + 1))
 
     def _state_of(self, container_id: str) -> str | None:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return connection.execute(
                 select(Container.state).where(Container.id == container_id)).scalar_one_or_none()
 

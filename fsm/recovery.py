@@ -39,7 +39,7 @@ def recover(orc: Orchestrator) -> dict[str, list[str]]:
              .where(Container.state.in_(watched))
              .where(Container.node == node)
              .add_columns(Container.lease_expires_at))
-    with orc.engine.connect() as connection:
+    with orc.reader.connect() as connection:
         rows = connection.execute(query).all()
     for row in rows:
         values = row._asdict()

@@ -49,6 +49,11 @@ def after_exit(orc: Orchestrator, container_id: str) -> None:
     except BerthError:
         return
     if not should_restart(info):
+        if info.host_config.get("auto_remove") and info.state in (states.EXITED, states.DEAD):
+            try:
+                orc.remove(info.id)
+            except BerthError:
+                pass  # removed meanwhile, or the removal failed: the row says so
         return
     time.sleep(backoff_delay(info))
     try:

@@ -65,7 +65,9 @@ def prepare_root(root: Path) -> None:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if root.stat().st_mode & 0o077:
             root.chmod(0o700)
-        probe = root / ".write-probe"
+        # named per process: two berth commands starting at once on one root must not trip
+        # over each other's probe
+        probe = root / f".write-probe-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as error:

@@ -43,8 +43,9 @@ def main(argv: list[str]) -> int:
     if pid is None:
         return 1
     exit_code = _wait_for(pid)
-    _record_exit(Path(config["exit_file"]), exit_code)
+    # deleted first: whoever sees exit.json may rely on the runtime's container being gone
     _runtime(config, "delete", "--force", config["id"], check=False)
+    _record_exit(Path(config["exit_file"]), exit_code)
     _run_on_exit(config, exit_code)
     return 0
 
