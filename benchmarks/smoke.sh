@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
-for script in machine_binding fsm_overhead scale concurrency start_latency; do
+for script in machine_binding fsm_overhead scale concurrency start_latency thin_snapshot; do
     echo "### benchmarks/${script}.py --quick"
     SECONDS=0
     "$python" -m "benchmarks.${script}" --quick
