@@ -388,6 +388,14 @@ class Orchestrator:
             self._fire(container, "fail", error=f"removing: {error}")
             raise DriverError(f"cannot remove container {container.id[:12]}: {error}") from error
 
+    def logs(self, ref: str) -> str:
+        """What the container's process wrote to stdout and stderr so far (all its runs)."""
+        log = self.paths(self._resolve(ref)).log
+        try:
+            return log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def get(self, ref: str) -> ContainerInfo:
         """The container as it is now (``ref``: a name, a full id or a unique id prefix)."""
         return self._load(ref).info()

@@ -36,7 +36,7 @@ def test_container_passes_every_step_in_order_and_keeps_its_exit_code(
     ]
     dies = orc.events(container=created.id, actions=["die"])
     assert [e.attributes["exitCode"] for e in dies] == [7]
-    assert orc.paths(created.id).log.read_text() == "hi\n"
+    assert orc.logs(created.id) == "hi\n"
     assert mounts_under(root) == []
 
 
