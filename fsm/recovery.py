@@ -73,8 +73,11 @@ def _take_over(orc: Orchestrator, container: LiveContainer, report: dict[str, li
 
 def _reconcile_running(orc: Orchestrator, container: LiveContainer,
                        report: dict[str, list[str]]) -> None:
-    status = orc.runtime.exit_status(orc.paths(container.id))
-    if status is None and _process_alive(container.pid):
+    paths = orc.paths(container.id)
+    status = orc.runtime.exit_status(paths)
+    if status is None and (orc.runtime.shim_alive(paths) or _process_alive(container.pid)):
+        # the shim records the exit when it comes (it may be between the process's end and
+        # writing exit.json right now)
         report["adopted"].append(container.id)
         return
     try:

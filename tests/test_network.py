@@ -108,7 +108,7 @@ def test_fifty_start_and_remove_cycles_leave_nothing(orc: Orchestrator, image: s
     for _ in range(50):
         c = orc.create(image, ["true"])
         orc.start(c.id)
-        assert orc.wait(c.id, timeout=60) == 0
+        assert orc.wait(c.id, timeout=60) == 0, (orc.get(c.id), orc.history(c.id))
         orc.remove(c.id)
     assert _endpoints(orc) == 0
     assert orc.list(all=True) == []

@@ -74,8 +74,9 @@ def test_eight_processes_racing_on_fifty_containers(
         assert chain[0][0] == states.CREATED
         assert_legal_chain(chain, container_id)
         if container_id in versions:
-            # one version per committed transition: nothing overwrote anything
-            assert versions[container_id] == len(chain) + 1
+            # at least one version per committed transition (a stop of an exited container
+            # bumps it too, to cancel a pending restart): nothing overwrote anything
+            assert versions[container_id] >= len(chain) + 1
     assert addresses == []
 
     for container in orc.list(all=True):

@@ -63,6 +63,10 @@ class ContainerPaths:
         return self.root / "container.pid"
 
     @property
+    def shim_pid_file(self) -> Path:
+        return self.root / "shim.pid"
+
+    @property
     def shim_config(self) -> Path:
         return self.root / "shim.json"
 
@@ -114,6 +118,7 @@ class OCIRuntime:
             "exit_file": str(paths.exit_file),
             "container_log": str(paths.log),
             "shim_log": str(paths.shim_log),
+            "shim_pid_file": str(paths.shim_pid_file),
             "on_exit": list(on_exit),
             "on_exit_env": dict(on_exit_env or {}),
             "timeout": START_TIMEOUT,
@@ -180,6 +185,16 @@ class OCIRuntime:
             return sorted(p.name for p in self.state_root.iterdir() if p.is_dir())
         except FileNotFoundError:
             return []
+
+    @staticmethod
+    def shim_alive(paths: ContainerPaths) -> bool:
+        """Whether the container's shim still runs (and so will record the exit)."""
+        try:
+            pid = int(paths.shim_pid_file.read_text())
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                return str(paths.shim_config).encode() in cmdline.read()
+        except (OSError, ValueError):
+            return False
 
     @staticmethod
     def exit_status(paths: ContainerPaths) -> ExitStatus | None:

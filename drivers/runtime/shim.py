@@ -32,6 +32,9 @@ def main(argv: list[str]) -> int:
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
+    # recovery asks whether the shim lives: while it does, the exit is not yet recorded but
+    # will be, and the container must not be declared dead
+    Path(config["shim_pid_file"]).write_text(str(os.getpid()))
     _redirect_stdio(Path(config["shim_log"]))
     _become_subreaper()
     # a stop signal for the shim itself must not kill it before it records the exit

@@ -6,7 +6,7 @@
 #
 #   /            overlay: host / over 9p (read-only lower) + tmpfs upper (guest RAM)
 #   /run/berth-vm  the writable "xfer" 9p share: request in, exit code out
-#   /tmp /var/tmp /run /dev/shm  fresh tmpfs;  /dev devtmpfs + devpts;  cgroups as on the host
+#   /run /dev/shm  fresh tmpfs (/tmp, /var/tmp: the host's, through the overlay);  /dev devtmpfs + devpts;  cgroups as on the host
 
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -45,9 +45,8 @@ mount -t 9p -o "$NINEP" xfer $SHARE || fail "mount 9p xfer"
 for dir in dev proc sys; do
     mount --move "/$dir" "$NEW/$dir" || fail "move /$dir"
 done
-for dir in tmp var/tmp; do
-    mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$NEW/$dir" || fail "mount /$dir"
-done
+# /tmp and /var/tmp stay the host's, seen through the overlay (writes still land in guest RAM):
+# a checkout under /tmp, where CI may clone, must be visible as the command's cwd
 [ -L $NEW/var/run ] || mount --bind $NEW/run $NEW/var/run
 
 mkdir -p $NEW/dev/pts $NEW/dev/shm $NEW/dev/mqueue
