@@ -31,7 +31,7 @@ def linked_targets(container: LiveContainer) -> list[tuple[str, ContainerInfo]]:
 def link_environment(container: LiveContainer) -> dict[str, str]:
     env: dict[str, str] = {}
     for alias, target in linked_targets(container):
-        ip = container.orc.bridge.address_of(target.id) if container.orc.has_bridge else None
+        ip = container.orc.bridge.address_of(target.id)
         prefix = alias.upper().replace("-", "_").replace(".", "_")
         env[f"{prefix}_NAME"] = f"/{container.name}/{alias}"
         ports = target.config.get("exposed_ports", [])
@@ -54,7 +54,7 @@ def link_environment(container: LiveContainer) -> dict[str, str]:
 def link_hosts(container: LiveContainer) -> list[str]:
     lines = []
     for alias, target in linked_targets(container):
-        ip = container.orc.bridge.address_of(target.id) if container.orc.has_bridge else None
+        ip = container.orc.bridge.address_of(target.id)
         if ip:
             names = " ".join(dict.fromkeys([alias, target.id[:12], target.name]))
             lines.append(f"{ip}\t{names}")

@@ -143,11 +143,6 @@ class Orchestrator:
         """The default network: the ``berth0`` bridge and its addresses (``endpoints``)."""
         return Bridge(self.engine, self.settings)
 
-    @property
-    def has_bridge(self) -> bool:
-        """Whether links can resolve addresses (always, on this orchestrator)."""
-        return True
-
     def paths(self, container_id: str) -> ContainerPaths:
         """Where a container's files are: ``paths(id).log`` is its stdout and stderr."""
         return ContainerPaths(self.settings.container_dir(container_id))

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from fsm import states
 from fsm.container import LiveContainer
-from fsm.errors import BerthError, ConcurrentTransition
-from fsm.owner import owner_is_alive
+from fsm.errors import ConcurrentTransition
+from fsm.owner import owner_is_alive, process_start_ticks
 from models import Container, utcnow
 
 if TYPE_CHECKING:
@@ -80,10 +80,7 @@ def _reconcile_running(orc: Orchestrator, container: LiveContainer,
         # writing exit.json right now)
         report["adopted"].append(container.id)
         return
-    try:
-        orc._fire(container, "exit", exit_code=status.exit_code if status else 128)
-    except BerthError:
-        raise
+    orc._fire(container, "exit", exit_code=status.exit_code if status else 128)
     report["exited"].append(container.id)
 
 
@@ -98,12 +95,6 @@ def _finish_process(orc: Orchestrator, container: LiveContainer) -> int:
 
 
 def _process_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return b") Z " not in stat.read()
-    except OSError:
-        return False
+    return pid is not None and process_start_ticks(pid) is not None
 
 
