@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 
 from drivers.crashpoints import crash_point
 from fsm import states
@@ -25,6 +25,24 @@ if TYPE_CHECKING:
     from fsm.container import LiveContainer
 
 _containers = Container.__table__.c
+
+# Built once: the statements are executed with parameters, so SQLAlchemy neither rebuilds nor
+# recompiles them per transition (the UPDATE's SET clause follows the parameters' keys, and its
+# compiled form is cached per set of keys).
+_MATCHES = (
+    (_containers.id == bindparam("cas_id"))
+    & (_containers.version == bindparam("cas_version"))
+    & (_containers.state == bindparam("cas_state"))
+)
+_COMPARE_AND_SWAP = update(Container).where(_MATCHES)
+_DELETE_IF_UNMOVED = delete(Container).where(_MATCHES)
+_AUDIT = insert(TransitionAudit)
+_EVENT = insert(ContainerEvent)
+_RENEW = update(Container).where(
+    (_containers.id == bindparam("cas_id"))
+    & (_containers.version == bindparam("cas_version"))
+    & (_containers.owner == bindparam("cas_owner"))
+)
 
 
 def commit_transition(event: EventData) -> None:
@@ -42,30 +60,24 @@ def commit_transition(event: EventData) -> None:
     else:
         values["owner"] = None
         values["lease_expires_at"] = None
-    matches = (
-        (_containers.id == container.id)
-        & (_containers.version == container.version)
-        & (_containers.state == source)
-    )
+    matches = {"cas_id": container.id, "cas_version": container.version, "cas_state": source}
     with container.orc.engine.begin() as connection:
         if dest == states.REMOVED:
-            result = connection.execute(delete(Container).where(matches))
+            result = connection.execute(_DELETE_IF_UNMOVED, matches)
         else:
             values["state"] = dest
-            result = connection.execute(update(Container).where(matches).values(values))
+            result = connection.execute(_COMPARE_AND_SWAP, {**values, **matches})
         if result.rowcount != 1:
             raise ConcurrentTransition(container.id, trigger, source)
-        connection.execute(
-            insert(TransitionAudit).values(
-                container_id=container.id, trigger=trigger, source=source, dest=dest,
-                started_at=container.trigger_started_at or now, finished_at=now,
-                error=values.get("error", "") if trigger == "fail" else "",
-                actor=container.orc.owner,
-            )
-        )
+        connection.execute(_AUDIT, {
+            "container_id": container.id, "trigger": trigger, "source": source, "dest": dest,
+            "started_at": container.trigger_started_at or now, "finished_at": now,
+            "error": values.get("error", "") if trigger == "fail" else "",
+            "actor": container.orc.owner,
+        })
         if container.events:
             connection.execute(
-                insert(ContainerEvent),
+                _EVENT,
                 [{"time": now, "container_id": container.id, "action": action,
                   "attributes": attributes} for action, attributes in container.events],
             )
@@ -78,13 +90,8 @@ def renew_lease(container: LiveContainer) -> bool:
     """Push the lease of an in-flight row forward; False when we no longer own it."""
     until = utcnow() + timedelta(seconds=container.orc.lease_seconds)
     with container.orc.engine.begin() as connection:
-        result = connection.execute(
-            update(Container)
-            .where(
-                (_containers.id == container.id)
-                & (_containers.version == container.version)
-                & (_containers.owner == container.orc.owner)
-            )
-            .values(lease_expires_at=until)
-        )
+        result = connection.execute(_RENEW, {
+            "cas_id": container.id, "cas_version": container.version,
+            "cas_owner": container.orc.owner, "lease_expires_at": until,
+        })
     return result.rowcount == 1
