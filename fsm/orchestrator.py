@@ -531,7 +531,7 @@ class Orchestrator:
             row = connection.execute(self._live_query().where(
                 (Container.id == ref) | (Container.name == ref)).limit(1)).one_or_none()
         if row is None:
-            container_id = self._resolve(ref)
+            container_id = self._resolve_prefix(ref)
             with self.reader.connect() as connection:
                 row = connection.execute(
                     self._live_query().where(Container.id == container_id)).one_or_none()
@@ -546,10 +546,13 @@ class Orchestrator:
             exact = connection.execute(
                 select(Container.id).where((Container.id == ref) | (Container.name == ref))
                 .limit(1)).scalar_one_or_none()
-            if exact is not None:
-                return exact
-            if not all(c in "0123456789abcdef" for c in ref):
-                raise NoSuchContainer(ref)
+        return exact if exact is not None else self._resolve_prefix(ref)
+
+    def _resolve_prefix(self, ref: str) -> str:
+        """A unique id prefix → the container's id (after an exact id or name did not match)."""
+        if not all(c in "0123456789abcdef" for c in ref):
+            raise NoSuchContainer(ref)
+        with self.reader.connect() as connection:
             matches = connection.execute(
                 select(Container.id).where(Container.id.startswith(ref, autoescape=True))
                 .limit(10)).scalars().all()

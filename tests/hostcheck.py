@@ -9,15 +9,13 @@ import time
 from collections.abc import Collection
 from pathlib import Path
 
+from drivers.mounts import mounted_under
 from drivers.network.bridge import list_veths, veth_name
 from drivers.network.namespace import list_netns, netns_name
 
 
 def mounts_under(root: Path) -> list[str]:
-    prefix = str(root)
-    with open("/proc/self/mountinfo") as mountinfo:
-        points = [line.split()[4] for line in mountinfo]
-    return [p for p in points if p.startswith(prefix)]
+    return mounted_under(str(root))
 
 
 def runtime_containers(root: Path) -> list[str]:

@@ -6,10 +6,10 @@ import contextlib
 
 from drivers.commands import QUICK, run
 from drivers.errors import HostError
+from drivers.mounts import mounted_under
 from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions, dmsetup, losetup
 from drivers.storage.devicemapper.config import GiB, MiB
 from drivers.storage.devicemapper.layout import Layout
-from drivers.storage.devicemapper.mounts import mounted_under
 
 #: Small, because the VM's disk writes live in its RAM.
 SMALL = DevicemapperOptions(data_loop_size=1 * GiB, metadata_loop_size=64 * MiB, base_size=64 * MiB)

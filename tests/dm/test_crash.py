@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import Engine
 
 from drivers.errors import NoSuchDevice
+from drivers.mounts import mounted_under
 from drivers.storage.devicemapper import DevicemapperDriver, dmsetup
-from drivers.storage.devicemapper.mounts import mounted_under
 from fsm.thin_metadata import SQLDeviceMetadataStore
 from tests.dm.helpers import SMALL, assert_consistent, our_dm_devices
 

@@ -10,10 +10,10 @@ import pytest
 
 from drivers.commands import QUICK, run
 from drivers.errors import DeviceBusy, HostError, NoSuchDevice
+from drivers.mounts import is_mounted
 from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions, dmsetup, losetup
 from drivers.storage.devicemapper.config import GiB, MiB
 from drivers.storage.devicemapper.layout import layout_for
-from drivers.storage.devicemapper.mounts import is_mounted
 from fsm.thin_metadata import SQLDeviceMetadataStore
 from tests.dm.helpers import (
     SMALL,

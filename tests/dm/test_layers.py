@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from drivers.mounts import is_mounted
 from drivers.storage.devicemapper import DevicemapperDriver, dmsetup
 from drivers.storage.devicemapper.config import MiB
-from drivers.storage.devicemapper.mounts import is_mounted
 from tests.dm.helpers import assert_consistent
 
 pytestmark = pytest.mark.dm

@@ -22,9 +22,10 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 
+from drivers import mounts
 from drivers.crashpoints import crash_point
 from drivers.errors import DeviceBusy, DeviceExists, HostError, InvalidDriverConfig, NoSuchDevice
-from drivers.storage.devicemapper import dmsetup, filesystem, mounts, pool
+from drivers.storage.devicemapper import dmsetup, filesystem, pool
 from drivers.storage.devicemapper.config import DevicemapperOptions
 from drivers.storage.devicemapper.layout import Layout, check_layer_id, layout_for
 from drivers.storage.devicemapper.metadata import (

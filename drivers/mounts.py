@@ -1,4 +1,5 @@
-"""Mount and unmount a device, and ask the kernel what is mounted where."""
+"""Mount and unmount filesystems, and ask the kernel what is mounted where (every driver uses
+these: devicemapper for thin devices, the runtime for a container's /dev/shm)."""
 
 from __future__ import annotations
 
