@@ -48,6 +48,25 @@ class Context:
         return self._orc
 
 
+    def list_containers(self, show_all: bool, states: list[str] | None) -> list[ContainerInfo]:
+        """What ``orc.list`` returns; read straight through the database driver when that is
+        possible (:mod:`fsm.direct_read`: no SQLAlchemy import, no recovery), else through the
+        orchestrator."""
+        from fsm.direct_read import open_reader
+        from fsm.listing import list_states
+        from fsm.settings import resolve
+
+        wanted = list_states(show_all or bool(states), states or None)
+        reader = None if self._orc else open_reader(resolve(self.root, self.database_url)
+                                                    .database_url)
+        if reader is None:
+            return self.orc.list(all=wanted is None, state=wanted)
+        try:
+            return reader.list(wanted)
+        finally:
+            reader.close()
+
+
 pass_context = click.make_pass_decorator(Context)
 
 
@@ -311,13 +330,12 @@ def ps(obj: Context, /, show_all: bool, filters: tuple[str, ...], output: str, q
               berth ps --filter state=dead --format json
     """
     wanted = _filters(filters, {"state", "name"})
-    states = wanted.get("state")
-    containers = obj.orc.list(all=show_all or bool(states), state=states or None)
+    containers = obj.list_containers(show_all, wanted.get("state"))
     if "name" in wanted:
         containers = [c for c in containers if c.name in wanted["name"]]
     if quiet:
-        for c in containers:
-            click.echo(c.id[:12])
+        if containers:
+            click.echo("\n".join(c.id[:12] for c in containers))
     elif output == "json":
         click.echo(json.dumps([c.to_dict() for c in containers], indent=2))
     else:
@@ -624,7 +642,8 @@ def db_current(obj: Context) -> None:
     \b
     Example: berth db current
     """
-    from fsm.database import current_revision, head_revision
+    from fsm.database import current_revision
+    from fsm.revisions import head_revision
 
     engine, _ = _database(obj)
     current, head = current_revision(engine), head_revision()
@@ -640,7 +659,7 @@ def db_history() -> None:
     """
     from alembic.script import ScriptDirectory
 
-    from fsm.database import migrations_dir
+    from fsm.revisions import migrations_dir
 
     for script in ScriptDirectory(str(migrations_dir())).walk_revisions():
         click.echo(f"{script.revision}\t{(script.doc or '').splitlines()[0]}")
@@ -698,8 +717,9 @@ def _follow_log(orc: Orchestrator, container_id: str) -> Iterator[str]:
 
 def _table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    for line in [headers, *rows]:
-        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+    # one write: a line per echo costs more than the query on a large ``ps -a``
+    click.echo("\n".join("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
+                         for line in [headers, *rows]))
 
 
 def _short(text: str, width: int) -> str:

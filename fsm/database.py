@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from fsm.errors import BerthError, ConfigError, SchemaOutOfDate
+from fsm.revisions import head_revision, migrations_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
-_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
 
 
 def open_engine(url: str) -> Engine:
@@ -82,12 +80,6 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def migrations_dir() -> Path:
-    import migrations
-
-    return Path(migrations.__file__).parent
-
-
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
@@ -95,24 +87,6 @@ def alembic_config(url: str) -> Any:
     config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
-
-
-def head_revision() -> str:
-    """The newest migration's id, read from the migration files without importing alembic
-    (every orchestrator checks it at start, the exit hook included: it must be cheap)."""
-    revisions: dict[str, str | None] = {}
-    for script in (migrations_dir() / "versions").glob("*.py"):
-        text = script.read_text()
-        revision = _REVISION.search(text)
-        down = _DOWN_REVISION.search(text)
-        if revision:
-            revisions[revision.group(1)] = down.group(1) if down else None
-    parents = {down for down in revisions.values() if down}
-    heads = [r for r in revisions if r not in parents]
-    if len(heads) != 1:
-        raise BerthError(f"the migrations have {len(heads)} heads ({', '.join(heads)}): "
-                         "this berth installation is broken")
-    return heads[0]
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -53,6 +53,7 @@ from fsm.errors import (
 )
 from fsm.info import ContainerInfo, Event, ImageInfo, TransitionRecord
 from fsm.leases import LeaseKeeper
+from fsm.listing import info_from_row, list_statement, list_states
 from fsm.machine import fire
 from fsm.owner import owner_id
 from fsm.settings import resolve
@@ -399,18 +400,11 @@ class Orchestrator:
              ) -> builtins.list[ContainerInfo]:
         """Running containers, newest first; ``all=True`` for every state, or ``state`` to pick
         some (``"exited"`` or ``["exited", "dead"]``)."""
-        query = self._live_query().order_by(Container.created_at.desc(), Container.id)
-        if state is not None:
-            wanted = [state] if isinstance(state, str) else builtins.list(state)
-            unknown = [s for s in wanted if s not in states.STATES or s == states.REMOVED]
-            if unknown:
-                raise ConfigError("state", unknown[0], f"one of {', '.join(states.STATES[:-1])}")
-            query = query.where(Container.state.in_(wanted))
-        elif not all:
-            query = query.where(Container.state == states.RUNNING)
+        wanted = list_states(all, state)
+        statement = list_statement(self.engine.dialect.name, wanted)
         with self.reader.connect() as connection:
-            rows = connection.execute(query).all()
-        return [LiveContainer.from_row(self, row).info() for row in rows]
+            rows = connection.exec_driver_sql(statement, tuple(wanted or ())).all()
+        return [info_from_row(row) for row in rows]
 
     def events(
         self,

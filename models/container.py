@@ -42,7 +42,9 @@ class Container(Base):
     __table_args__ = (
         CheckConstraint(f"state IN ({_STATE_LIST})", name="state"),
         CheckConstraint("version >= 1", name="version_positive"),
-        Index(None, "state"),
+        # ps: by state, newest first; ps -a: newest first (both walked backwards, no sort)
+        Index(None, "state", "created_at", "id"),
+        Index(None, "created_at", "id"),
     )
 
     #: 64 hex digits; any unique prefix addresses the container

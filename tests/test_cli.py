@@ -21,7 +21,8 @@ import click
 import pytest
 
 from fsm import states
-from fsm.database import head_revision, open_engine, upgrade
+from fsm.database import open_engine, upgrade
+from fsm.revisions import head_revision
 from tests.hostcheck import assert_nothing_leaked
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")

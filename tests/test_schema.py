@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from fsm import Orchestrator, SchemaOutOfDate
-from fsm.database import current_revision, head_revision, open_engine, upgrade
+from fsm.database import current_revision, open_engine, upgrade
+from fsm.revisions import head_revision
 
 REPO = Path(__file__).resolve().parents[1]
 
