@@ -199,7 +199,13 @@ class Floor:
 
 
 class StatementCounter:
-    """Counts, per operation, the statements berth executes, its commits and pool checkouts."""
+    """Counts, per operation, the statements the database driver receives (whether SQLAlchemy
+    or berth's own cursor sent them: ``fsm/sql.py`` runs the transitions on the DBAPI cursor,
+    which no engine event sees), the commits and the pool checkouts.
+
+    SQLite: the connection's ``set_trace_callback`` (every statement SQLite runs, BEGIN and
+    COMMIT included). PostgreSQL: a counting cursor class on the psycopg connection (each row of
+    an ``executemany`` counted as a statement) and ``commit()`` counted by a wrapper."""
 
     def __init__(self) -> None:
         self.operation = ""
@@ -210,26 +216,51 @@ class StatementCounter:
     def mark(self, operation: str) -> None:
         self.operation = operation
 
+    def seen(self, statement: str, times: int = 1) -> None:
+        if not self.active:
+            return
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        verb = {"COMMIT": "commit", "END": "commit"}.get(verb, verb)
+        self.by_operation[self.operation][verb] += times
+        if verb == "SELECT":
+            self.selects[" ".join(statement.split())[:110]] += times
+
     def attach(self, orc: Orchestrator) -> None:
         engine = orc.engine
-
-        @event.listens_for(engine, "before_cursor_execute")
-        def _statement(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-            if self.active:
-                verb = statement.lstrip().split(None, 1)[0].upper()
-                self.by_operation[self.operation][verb] += 1
-                if verb == "SELECT":
-                    self.selects[" ".join(statement.split())[:110]] += 1
-
-        @event.listens_for(engine, "commit")
-        def _commit(_conn: Any) -> None:
-            if self.active:
-                self.by_operation[self.operation]["commit"] += 1
+        counter = self
+        hooked: set[int] = set()
 
         @event.listens_for(engine.pool, "checkout")
-        def _checkout(*_args: Any) -> None:
+        def _checkout(dbapi_connection: Any, *_args: Any) -> None:
             if self.active:
                 self.by_operation[self.operation]["checkout"] += 1
+            if id(dbapi_connection) in hooked:
+                return
+            hooked.add(id(dbapi_connection))  # the pool keeps its connections: ids stay unique
+            if engine.dialect.name == "sqlite":
+                dbapi_connection.set_trace_callback(self.seen)
+            else:
+                base = dbapi_connection.cursor_factory
+
+                class CountingCursor(base):  # type: ignore[misc, valid-type]
+                    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                        counter.seen(str(query))
+                        return super().execute(query, *args, **kwargs)
+
+                    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+                        params_seq = list(params_seq)
+                        counter.seen(str(query), len(params_seq))
+                        return super().executemany(query, params_seq, **kwargs)
+
+                dbapi_connection.cursor_factory = CountingCursor
+                commit = dbapi_connection.commit
+
+                def counted_commit() -> None:
+                    if self.active and dbapi_connection.info.transaction_status != 0:
+                        self.by_operation[self.operation]["commit"] += 1
+                    commit()
+
+                dbapi_connection.commit = counted_commit
 
     @contextmanager
     def counting(self) -> Iterator[None]:
@@ -255,18 +286,17 @@ def print_statements(counter: StatementCounter, lifecycles: int, postgres: bool)
     per_transition = [totals[c] / lifecycles / TRANSITIONS_PER_LIFECYCLE for c in columns]
     rows.append(["per transition", 1, *per_transition,
                  sum(per_transition[:5])])
-    print_table("SQL statements berth executes per lifecycle (before_cursor_execute; commits and "
-                "pool checkouts from the engine's events)",
+    print_table("SQL statements the driver receives per lifecycle (SQLite's trace callback / a "
+                "counting psycopg cursor; commits; pool checkouts)",
                 ["operation", "transitions", *columns, "statements"], rows)
     print("  the floor: 8 commits, 0 SELECT, 12 INSERT (1 container, 7 transitions, 4 events), "
           "6 UPDATE, 1 DELETE per lifecycle")
     if not postgres:
-        print("  on SQLite every transaction, reads included, opens with BEGIN IMMEDIATE (the "
-              "engine's 'begin' listener): BEGIN - commit = reads that took the write lock")
+        print("  on SQLite every write transaction opens with BEGIN IMMEDIATE; reads run alone "
+              "(autocommit: no BEGIN, no write lock)")
     if postgres:
-        print("  on PostgreSQL every checkout also pings (pool_pre_ping=True: a SELECT 1 round "
-              "trip no listener sees), and psycopg opens each transaction with its own BEGIN "
-              "round trip (reads too, closed by ROLLBACK)")
+        print("  on PostgreSQL every checkout also pings (pool_pre_ping=True: a round trip the "
+              "cursor does not see); reads run in autocommit (no BEGIN/ROLLBACK)")
     print("\n  the SELECTs, per lifecycle:")
     for text, count in counter.selects.most_common(8):
         print(f"  {count / lifecycles:5.1f}  {text}")

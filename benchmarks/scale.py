@@ -234,6 +234,19 @@ def cli_ps(env: dict[str, str], *extra: str) -> Callable[[], float]:
     return run
 
 
+def interpreter(env: dict[str, str]) -> Callable[[], float]:
+    """The same interpreter doing nothing: what any Python CLI pays before its first line (on
+    this machine the site packages' .pth files alone take tens of milliseconds)."""
+    argv = [sys.executable, "-c", "pass"]
+
+    def run() -> float:
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, check=True)
+        return (time.perf_counter() - start) * 1000
+
+    return run
+
+
 def timed(operation: Callable[[], object]) -> Callable[[], float]:
     def run() -> float:
         start = time.perf_counter()
@@ -270,6 +283,7 @@ def measure(name: str, url: str, empty_url: str, root: Path, quick: bool) -> Non
             ("orc.list()", timed(orc.list)),
             ("berth ps (CLI)", cli_ps(env)),
             ("berth ps, empty database (CLI floor)", cli_ps(env_empty)),
+            ("python -c pass (interpreter floor)", interpreter(env)),
             ("orc.events(since=5 min)",
              timed(lambda: orc.events(since=datetime.now(UTC) - timedelta(minutes=recent)))),
             ("orc.recover() idle", timed(orc.recover)),
@@ -303,6 +317,12 @@ def measure(name: str, url: str, empty_url: str, root: Path, quick: bool) -> Non
         for op, call in plans:
             with capture.capturing() as seen:
                 call()
+            if op == "orc.recover()":
+                # recovery reads on the driver's cursor (fsm/sql.py), which no engine event sees
+                from fsm import states
+
+                seen.append(orc.sql.live_in_states(orc.settings.node,
+                                                   [*states.IN_FLIGHT, states.RUNNING]))
             for statement, parameters in seen:
                 print(f"  {op}: {' '.join(statement.split())[:150]}")
                 for line in explain(orc.engine, statement, parameters):

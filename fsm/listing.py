@@ -15,14 +15,13 @@ backward walk: no sort, however many rows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from fsm import states
 from fsm.errors import ConfigError
 from fsm.info import ContainerInfo
+from fsm.stored import read_json, read_time
 
 #: the columns, in :class:`ContainerInfo`'s field order (``image`` is the image's name)
 _COLUMNS = (
@@ -57,27 +56,13 @@ def list_statement(dialect: str, states: Sequence[str] | None) -> str:
 
 
 def info_from_row(row: Sequence[Any]) -> ContainerInfo:
-    """A :class:`ContainerInfo` from the values the DBAPI returned: SQLite hands back text
-    timestamps, integer booleans and JSON text; psycopg datetimes, booleans and decoded JSON.
-    Timestamps are stored as naive UTC (``models.base.UTCDateTime``)."""
+    """A :class:`ContainerInfo` from the values the DBAPI returned (see :mod:`fsm.stored`)."""
     (id_, name, image, state, exit_code, error, pid, created_at, started_at, finished_at,
      started_before, restart_count, manually_stopped, config, host_config, owner, node) = row
     return ContainerInfo(
         id=id_, name=name, image=image, state=state, exit_code=exit_code, error=error, pid=pid,
-        created_at=_utc(created_at), started_at=_utc(started_at),
-        finished_at=_utc(finished_at), has_been_started_before=bool(started_before),
+        created_at=read_time(created_at), started_at=read_time(started_at),
+        finished_at=read_time(finished_at), has_been_started_before=bool(started_before),
         restart_count=restart_count, manually_stopped=bool(manually_stopped),
-        config=_json(config), host_config=_json(host_config), owner=owner, node=node,
+        config=read_json(config), host_config=read_json(host_config), owner=owner, node=node,
     )
-
-
-def _utc(value: datetime | str | None) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC)
-
-
-def _json(value: dict[str, Any] | str) -> dict[str, Any]:
-    return json.loads(value) if isinstance(value, str) else value

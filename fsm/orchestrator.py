@@ -25,8 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from drivers.crashpoints import crash_point
@@ -57,7 +56,9 @@ from fsm.listing import info_from_row, list_statement, list_states
 from fsm.machine import fire
 from fsm.owner import owner_id
 from fsm.settings import resolve
+from fsm.sql import SQL
 from fsm.storage import check_options, open_storage
+from fsm.stored import read_time
 from models import Container, ContainerEvent, Image, TransitionAudit, utcnow
 
 #: how long an in-flight state stays ours without renewal; renewed every third of it
@@ -65,14 +66,6 @@ DEFAULT_LEASE_SECONDS = 60.0
 #: after SIGKILL, how long the process may take to be reaped before stop gives up
 KILL_GRACE_SECONDS = 30.0
 POLL_SECONDS = 0.02
-
-_LIVE_COLUMNS = (
-    Container.id, Container.name, Container.image_id, Image.name.label("image_name"),
-    Container.state, Container.version, Container.node, Container.owner, Container.exit_code,
-    Container.error, Container.pid, Container.created_at, Container.started_at,
-    Container.finished_at, Container.has_been_started_before, Container.restart_count,
-    Container.manually_stopped, Container.config, Container.host_config,
-)
 
 
 class Orchestrator:
@@ -108,6 +101,8 @@ class Orchestrator:
         self.engine = open_engine(self.settings.database_url)
         #: the same pool, for lone SELECTs: no transaction around them, no SQLite write lock
         self.reader = reader(self.engine)
+        #: every transition's statements, on the driver's cursor (:mod:`fsm.sql`)
+        self.sql = SQL(self.engine)
         ensure_schema(self.engine, self.settings.database_url, embedded=self.settings.embedded,
                       lock_dir=self.settings.root)
         self._storage_name = storage
@@ -227,25 +222,26 @@ class Orchestrator:
         self._check_name_free(name)
         with host_errors():
             self.storage.create(container_id, image_row.id)
+        now = utcnow()
+        row: dict[str, Any] = {
+            "id": container_id, "name": name, "image_id": image_row.id, "state": states.CREATED,
+            "version": 1, "owner": None, "lease_expires_at": None, "node": self.settings.node,
+            "exit_code": 0, "error": "", "pid": None, "created_at": now, "started_at": None,
+            "finished_at": None, "has_been_started_before": False, "restart_count": 0,
+            "manually_stopped": False, "config": config, "host_config": host_config,
+        }
         try:
-            with self.engine.begin() as connection:
-                now = utcnow()
-                connection.execute(insert(Container).values(
-                    id=container_id, name=name, image_id=image_row.id, state=states.CREATED,
-                    version=1, node=self.settings.node, exit_code=0, error="",
-                    created_at=now, has_been_started_before=False, restart_count=0,
-                    manually_stopped=False, config=config, host_config=host_config,
-                ))
-                connection.execute(insert(ContainerEvent).values(
-                    time=now, container_id=container_id, action="create",
-                    attributes={"image": image_row.name, "name": name},
-                ))
-        except IntegrityError as error:
+            with self.sql.transaction() as cursor:
+                cursor.execute(self.sql.insert_container, self.sql.container_row(row))
+                cursor.executemany(self.sql.insert_event, self.sql.event_rows(
+                    now, container_id, [("create", {"image": image_row.name, "name": name})]))
+        except self.sql.IntegrityError as error:
             with host_errors():
                 self.storage.remove(container_id)
             self._check_name_free(name)
-            raise BerthError(f"cannot create the container: {error.orig}") from error
-        return self.get(container_id)
+            raise BerthError(f"cannot create the container: {error}") from error
+        del row["lease_expires_at"]
+        return LiveContainer(orc=self, image_name=image_row.name, **row).info()
 
     def start(self, ref: str) -> ContainerInfo:
         """Start the container and return once its process really runs.
@@ -515,23 +511,19 @@ class Orchestrator:
         with self.leases.keep(container):
             fire(container, trigger, **kwargs)
 
-    def _live_query(self) -> Select[Any]:
-        return select(*_LIVE_COLUMNS).join(Image, Image.id == Container.image_id)
-
     def _load(self, ref: str) -> LiveContainer:
         _check_ref(ref)
         # a full id or a name is one query; only an id prefix needs resolving first
-        with self.reader.connect() as connection:
-            row = connection.execute(self._live_query().where(
-                (Container.id == ref) | (Container.name == ref)).limit(1)).one_or_none()
-        if row is None:
-            container_id = self._resolve_prefix(ref)
-            with self.reader.connect() as connection:
-                row = connection.execute(
-                    self._live_query().where(Container.id == container_id)).one_or_none()
+        with self.sql.reading() as cursor:
+            cursor.execute(self.sql.select_live, (ref, ref))
+            row = cursor.fetchone()
+            if row is None:
+                container_id = self._resolve_prefix(ref)
+                cursor.execute(self.sql.select_live, (container_id, container_id))
+                row = cursor.fetchone()
         if row is None:
             raise NoSuchContainer(ref)
-        return LiveContainer.from_row(self, row)
+        return LiveContainer.from_stored(self, row)
 
     def _resolve(self, ref: str) -> str:
         """A full id, a name, or a unique id prefix → the container's id."""
@@ -565,22 +557,23 @@ class Orchestrator:
                 return ref
             raise
 
-    def _image(self, ref: str) -> Image:
+    def _image(self, ref: str) -> ImageInfo:
         if not isinstance(ref, str) or not ref:
             raise ConfigError("image", ref, "an image name (see `berth image ls`)")
-        with Session(self.reader, expire_on_commit=False) as session:
-            row = session.execute(
-                select(Image).where((Image.name == ref) | (Image.id == ref))).scalar_one_or_none()
+        with self.sql.reading() as cursor:
+            cursor.execute(self.sql.select_image, (ref, ref))
+            row = cursor.fetchone()
         if row is None:
             raise NoSuchImage(ref)
-        return row
+        image_id, name, size, storage_driver, created_at = row
+        return ImageInfo(image_id, name, size, storage_driver, read_time(created_at))
 
     def _check_name_free(self, name: str) -> None:
-        with self.reader.connect() as connection:
-            owner = connection.execute(
-                select(Container.id).where(Container.name == name)).scalar_one_or_none()
+        with self.sql.reading() as cursor:
+            cursor.execute(self.sql.select_id_by_name, (name,))
+            owner = cursor.fetchone()
         if owner is not None:
-            raise NameInUse("container", name, owner)
+            raise NameInUse("container", name, owner[0])
 
     def _record_event(self, container_id: str, action: str, **attributes: Any) -> None:
         with self.engine.begin() as connection:

@@ -10,77 +10,54 @@ ever open across one.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
-
-from sqlalchemy import bindparam, delete, insert, update
+from typing import TYPE_CHECKING, cast
 
 from drivers.crashpoints import crash_point
 from fsm import states
 from fsm.errors import ConcurrentTransition
-from models import Container, ContainerEvent, TransitionAudit, utcnow
+from models import utcnow
 
 if TYPE_CHECKING:
     from transitions import EventData
 
     from fsm.container import LiveContainer
 
-_containers = Container.__table__.c
-
-# Built once: the statements are executed with parameters, so SQLAlchemy neither rebuilds nor
-# recompiles them per transition (the UPDATE's SET clause follows the parameters' keys, and its
-# compiled form is cached per set of keys).
-_MATCHES = (
-    (_containers.id == bindparam("cas_id"))
-    & (_containers.version == bindparam("cas_version"))
-    & (_containers.state == bindparam("cas_state"))
-)
-_COMPARE_AND_SWAP = update(Container).where(_MATCHES)
-_DELETE_IF_UNMOVED = delete(Container).where(_MATCHES)
-_AUDIT = insert(TransitionAudit)
-_EVENT = insert(ContainerEvent)
-_RENEW = update(Container).where(
-    (_containers.id == bindparam("cas_id"))
-    & (_containers.version == bindparam("cas_version"))
-    & (_containers.owner == bindparam("cas_owner"))
-)
-
 
 def commit_transition(event: EventData) -> None:
     """Machine-wide ``before_state_change``: raise :class:`ConcurrentTransition` (and so leave
-    the state unmoved) when someone else moved the row first."""
+    the state unmoved) when someone else moved the row first. The statements are
+    :class:`fsm.sql.SQL`'s, on the driver's cursor."""
     container = cast("LiveContainer", event.model)
     assert event.transition is not None and event.event is not None
     source, dest, trigger = event.transition.source, event.transition.dest, event.event.name
+    orc = container.orc
+    sql = orc.sql
     now = utcnow()
-    values: dict[str, Any] = dict(container.changes)
+    values = dict(container.changes)
     values["version"] = container.version + 1
     if dest in states.IN_FLIGHT:
-        values["owner"] = container.orc.owner
-        values["lease_expires_at"] = now + timedelta(seconds=container.orc.lease_seconds)
+        values["owner"] = orc.owner
+        values["lease_expires_at"] = now + timedelta(seconds=orc.lease_seconds)
     else:
         values["owner"] = None
         values["lease_expires_at"] = None
-    matches = {"cas_id": container.id, "cas_version": container.version, "cas_state": source}
-    with container.orc.engine.begin() as connection:
+    with sql.transaction() as cursor:
         if dest == states.REMOVED:
-            result = connection.execute(_DELETE_IF_UNMOVED, matches)
+            cursor.execute(sql.delete_if_unmoved, (container.id, container.version, source))
         else:
             values["state"] = dest
-            result = connection.execute(_COMPARE_AND_SWAP, {**values, **matches})
-        if result.rowcount != 1:
+            cursor.execute(*sql.compare_and_swap(values, container.id, container.version, source))
+        if cursor.rowcount != 1:
             raise ConcurrentTransition(container.id, trigger, source)
-        connection.execute(_AUDIT, {
+        cursor.execute(sql.insert_audit, sql.audit_row({
             "container_id": container.id, "trigger": trigger, "source": source, "dest": dest,
             "started_at": container.trigger_started_at or now, "finished_at": now,
             "error": values.get("error", "") if trigger == "fail" else "",
-            "actor": container.orc.owner,
-        })
+            "actor": orc.owner,
+        }))
         if container.events:
-            connection.execute(
-                _EVENT,
-                [{"time": now, "container_id": container.id, "action": action,
-                  "attributes": attributes} for action, attributes in container.events],
-            )
+            cursor.executemany(sql.insert_event,
+                               sql.event_rows(now, container.id, container.events))
     crash_point(f"commit.{trigger}")
     container.owner = values["owner"]
     container.applied(values["version"])
@@ -88,10 +65,9 @@ def commit_transition(event: EventData) -> None:
 
 def renew_lease(container: LiveContainer) -> bool:
     """Push the lease of an in-flight row forward; False when we no longer own it."""
+    sql = container.orc.sql
     until = utcnow() + timedelta(seconds=container.orc.lease_seconds)
-    with container.orc.engine.begin() as connection:
-        result = connection.execute(_RENEW, {
-            "cas_id": container.id, "cas_version": container.version,
-            "cas_owner": container.orc.owner, "lease_expires_at": until,
-        })
-    return result.rowcount == 1
+    with sql.transaction() as cursor:
+        cursor.execute(sql.renew_lease, (sql.writer.time(until), container.id, container.version,
+                                         container.orc.owner))
+        return bool(cursor.rowcount == 1)

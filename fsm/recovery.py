@@ -20,7 +20,8 @@ from fsm import states
 from fsm.container import LiveContainer
 from fsm.errors import ConcurrentTransition
 from fsm.owner import owner_is_alive, process_start_ticks
-from models import Container, utcnow
+from fsm.stored import read_time
+from models import utcnow
 
 if TYPE_CHECKING:
     from fsm.orchestrator import Orchestrator
@@ -35,16 +36,12 @@ def recover(orc: Orchestrator) -> dict[str, list[str]]:
     node = orc.settings.node
     now = utcnow()
     watched = [*states.IN_FLIGHT, states.RUNNING]
-    query = (orc._live_query()
-             .where(Container.state.in_(watched))
-             .where(Container.node == node)
-             .add_columns(Container.lease_expires_at))
-    with orc.reader.connect() as connection:
-        rows = connection.execute(query).all()
+    with orc.sql.reading() as cursor:
+        cursor.execute(*orc.sql.live_in_states(node, watched))
+        rows = cursor.fetchall()
     for row in rows:
-        values = row._asdict()
-        lease_expires_at = values.pop("lease_expires_at")
-        container = LiveContainer(orc=orc, **values)
+        container = LiveContainer.from_stored(orc, row[:-1])
+        lease_expires_at = read_time(row[-1])
         try:
             if container.state == states.RUNNING:
                 _reconcile_running(orc, container, report)

@@ -1,0 +1,191 @@
+"""The statements of every transition, run on the pooled DBAPI connection itself.
+
+A lifecycle (create, start, exit, remove) is eight commits and about thirty statements. Through
+SQLAlchemy Core each statement costs ~100 µs of Python here before the database sees it
+(execution context, parameter processing, result wrapping), which made berth ten times the cost
+of the same commits written by hand (``benchmarks/fsm_overhead.py``). The statements are few,
+fixed and simple, so they are written out here and executed with the driver's cursor, on a
+connection checked out from the engine's pool (the pragmas of ``fsm.database`` apply) — the
+models and migrations stay the schema's only definition: which columns hold timestamps, JSON or
+booleans is read from ``models.Container``'s column types.
+
+Everything else (listing aside, :mod:`fsm.listing`) still goes through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Engine
+
+from fsm.stored import Writer
+from models import Container
+from models.base import UTCDateTime
+
+#: the columns a :class:`~fsm.container.LiveContainer` is made of, in its field order
+LIVE_COLUMNS = (
+    "id", "name", "image_id", "image_name", "state", "version", "node", "owner", "exit_code",
+    "error", "pid", "created_at", "started_at", "finished_at", "has_been_started_before",
+    "restart_count", "manually_stopped", "config", "host_config",
+)
+_SELECT_LIVE = ", ".join("i.name" if c == "image_name" else f"c.{c}" for c in LIVE_COLUMNS)
+_AUDIT_COLUMNS = ("container_id", "trigger", "source", "dest", "started_at", "finished_at",
+                  "error", "actor")
+_EVENT_COLUMNS = ("time", "container_id", "action", "attributes")
+_CONTAINER_COLUMNS = tuple(column.name for column in Container.__table__.columns)
+
+
+class SQL:
+    """The hot-path statements for one engine, in its driver's parameter style."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.writer = Writer(engine.dialect.name)
+        #: PEP 249: each driver module has its own IntegrityError
+        self.IntegrityError: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
+        self._to_stored = _column_writers(self.writer)
+        self._updates: dict[tuple[str, ...], str] = {}
+        #: the connection an operation holds (:meth:`held`), per thread
+        self._held = threading.local()
+        mark = "?" if self.sqlite else "%s"
+        self._mark = mark
+        self.select_live = (f"SELECT {_SELECT_LIVE} FROM containers AS c JOIN images AS i "
+                            f"ON i.id = c.image_id WHERE c.id = {mark} OR c.name = {mark} LIMIT 1")
+        self.select_live_in_states = (
+            f"SELECT {_SELECT_LIVE}, c.lease_expires_at FROM containers AS c JOIN images AS i "
+            f"ON i.id = c.image_id WHERE c.node = {mark} AND c.state IN ({{marks}})")
+        self.select_id_by_name = f"SELECT id FROM containers WHERE name = {mark}"
+        self.select_image = (f"SELECT id, name, size, storage_driver, created_at FROM images "
+                             f"WHERE name = {mark} OR id = {mark}")
+        self.delete_if_unmoved = (f"DELETE FROM containers WHERE id = {mark} AND version = {mark}"
+                                  f" AND state = {mark}")
+        self.insert_audit = _insert("transitions", _AUDIT_COLUMNS, mark)
+        self.insert_event = _insert("events", _EVENT_COLUMNS, mark)
+        self.insert_container = _insert("containers", _CONTAINER_COLUMNS, mark)
+        self.renew_lease = (f"UPDATE containers SET lease_expires_at = {mark} WHERE id = {mark} "
+                            f"AND version = {mark} AND owner = {mark}")
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep one pooled connection for this thread's statements until the block ends: an
+        operation (load, then several transitions) checks out once instead of per statement
+        (on PostgreSQL each checkout pings the server). No transaction stays open across the
+        block's side effects: only the connection is kept."""
+        if getattr(self._held, "pooled", None) is not None:
+            yield
+            return
+        self._held.pooled = self.engine.raw_connection()
+        try:
+            yield
+        finally:
+            pooled, self._held.pooled = self._held.pooled, None
+            pooled.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        pooled = getattr(self._held, "pooled", None)
+        if pooled is not None:
+            yield pooled.driver_connection
+            return
+        pooled = self.engine.raw_connection()
+        try:
+            yield pooled.driver_connection
+        finally:
+            pooled.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor in a write transaction, committed at the end (rolled back on an error).
+        SQLite's is ``BEGIN IMMEDIATE``, as ``fsm.database`` begins every transaction."""
+        with self._connection() as connection:
+            cursor = connection.cursor()
+            try:
+                if self.sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A cursor for lone SELECTs: no transaction around them (PostgreSQL: autocommit, no
+        BEGIN/ROLLBACK round trips; SQLite: no write lock)."""
+        with self._connection() as connection:
+            if not self.sqlite:
+                connection.autocommit = True
+            cursor = connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+                if not self.sqlite:
+                    connection.autocommit = False
+
+    def live_in_states(self, node: str, states: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+        """This node's rows in ``states``, each with its ``lease_expires_at`` last."""
+        marks = ", ".join([self._mark] * len(states))
+        return self.select_live_in_states.format(marks=marks), (node, *states)
+
+    def compare_and_swap(self, values: Mapping[str, Any], container_id: str, version: int,
+                         state: str) -> tuple[str, tuple[Any, ...]]:
+        """``UPDATE containers SET <values> WHERE id AND version AND state``; the statement text
+        is kept per set of columns."""
+        columns = tuple(values)
+        statement = self._updates.get(columns)
+        if statement is None:
+            assignments = ", ".join(f"{column} = {self._mark}" for column in columns)
+            statement = (f"UPDATE containers SET {assignments} WHERE id = {self._mark} "
+                         f"AND version = {self._mark} AND state = {self._mark}")
+            self._updates[columns] = statement
+        return statement, (*self.stored(values), container_id, version, state)
+
+    def stored(self, values: Mapping[str, Any]) -> list[Any]:
+        """``containers`` column values as the driver stores them."""
+        return [self._to_stored[column](value) for column, value in values.items()]
+
+    def container_row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """Every column of a new ``containers`` row, in ``insert_container``'s order."""
+        return tuple(self.stored({column: values.get(column) for column in _CONTAINER_COLUMNS}))
+
+    def audit_row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        time = self.writer.time
+        return tuple(time(values[c]) if c.endswith("_at") else values[c] for c in _AUDIT_COLUMNS)
+
+    def event_rows(self, time: Any, container_id: str,
+                   events: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
+        stored_time = self.writer.time(time)
+        return [(stored_time, container_id, action, self.writer.json(attributes))
+                for action, attributes in events]
+
+
+def _insert(table: str, columns: Sequence[str], mark: str) -> str:
+    return (f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})")
+
+
+def _column_writers(writer: Writer) -> dict[str, Callable[[Any], Any]]:
+    """How each ``containers`` column's value is stored, from the model's column types."""
+    writers: dict[str, Callable[[Any], Any]] = {}
+    for column in Container.__table__.columns:
+        kind = column.type
+        if isinstance(kind, UTCDateTime):
+            writers[column.name] = writer.time
+        elif isinstance(kind, JSON):
+            writers[column.name] = writer.json
+        elif isinstance(kind, Boolean):
+            writers[column.name] = lambda value: None if value is None else writer.bool(value)
+        else:
+            writers[column.name] = _unchanged
+    return writers
+
+
+def _unchanged(value: Any) -> Any:
+    return value
