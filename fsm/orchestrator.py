@@ -13,17 +13,18 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import os
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -66,6 +67,23 @@ DEFAULT_LEASE_SECONDS = 60.0
 #: after SIGKILL, how long the process may take to be reaped before stop gives up
 KILL_GRACE_SECONDS = 30.0
 POLL_SECONDS = 0.02
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _holding_connection(
+    operation: Callable[Concatenate[Orchestrator, _P], _R]
+) -> Callable[Concatenate[Orchestrator, _P], _R]:
+    """The operation's statements share one pooled connection (:meth:`fsm.sql.SQL.held`)."""
+
+    @functools.wraps(operation)
+    def holding(orc: Orchestrator, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with orc.sql.held():
+            return operation(orc, *args, **kwargs)
+
+    return holding
 
 
 class Orchestrator:
@@ -160,6 +178,7 @@ class Orchestrator:
 
     # -- containers ------------------------------------------------------------------------
 
+    @_holding_connection
     def create(
         self,
         image: str,
@@ -243,6 +262,7 @@ class Orchestrator:
         del row["lease_expires_at"]
         return LiveContainer(orc=self, image_name=image_row.name, **row).info()
 
+    @_holding_connection
     def start(self, ref: str) -> ContainerInfo:
         """Start the container and return once its process really runs.
 
@@ -282,6 +302,7 @@ class Orchestrator:
                 raise StartFailed(container.id, step, cause) from error
             raise
 
+    @_holding_connection
     def stop(self, ref: str, timeout: float = 10) -> ContainerInfo:
         """SIGTERM, then SIGKILL after ``timeout`` seconds; returns once the container has
         exited. Stopping a container that is not running changes nothing."""
@@ -463,6 +484,7 @@ class Orchestrator:
 
     # -- the exit of a process, and recovery -----------------------------------------------
 
+    @_holding_connection
     def handle_exit(self, container_id: str, exit_code: int) -> None:
         """The process ended: fire ``exit`` (from ``running`` or ``stopping``).
 

@@ -49,7 +49,8 @@ class Writer:
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: berth stores UTC, pass an aware datetime")
         naive = value.astimezone(UTC).replace(tzinfo=None)
-        return naive.strftime(SQLITE_TIME_FORMAT) if self.sqlite else naive
+        # isoformat with a fixed timespec is SQLITE_TIME_FORMAT, and several times faster
+        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
 
     def json(self, value: Any) -> Any:
         return json.dumps(value) if self.sqlite else self._json_wrapper(value)
