@@ -19,6 +19,7 @@ def mount_shm(path: Path, size: int) -> None:
 
 def unmount_shm(path: Path) -> None:
     """Unmount and remove it; one that is not mounted is already released."""
+    if not path.is_dir():
+        return  # nothing can be mounted there (host IPC, or released before): skip mountinfo
     unmount(str(path))
-    if path.is_dir():
-        os.rmdir(path)
+    os.rmdir(path)
