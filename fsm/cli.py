@@ -59,12 +59,14 @@ class Context:
         wanted = list_states(show_all or bool(states), states or None)
         reader = None if self._orc else open_reader(resolve(self.root, self.database_url)
                                                     .database_url)
-        if reader is None:
-            return self.orc.list(all=wanted is None, state=wanted)
-        try:
-            return reader.list(wanted)
-        finally:
-            reader.close()
+        if reader is not None:
+            try:
+                listed = reader.list(wanted)
+            finally:
+                reader.close()
+            if listed is not None:
+                return listed
+        return self.orc.list(all=wanted is None, state=wanted)
 
 
 pass_context = click.make_pass_decorator(Context)

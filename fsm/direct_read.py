@@ -30,15 +30,23 @@ SQLITE_BUSY_TIMEOUT_S = 10.0
 class DirectReader:
     """One DBAPI connection, at the head schema revision, for read-only statements."""
 
-    def __init__(self, connection: Any, dialect: str) -> None:
+    def __init__(self, connection: Any, dialect: str, error: type[Exception]) -> None:
         self.connection = connection
         self.dialect = dialect
+        #: the driver's PEP 249 ``Error``: whatever the database refuses
+        self.error = error
 
-    def list(self, states: Sequence[str] | None) -> list[ContainerInfo]:
-        """What :meth:`fsm.Orchestrator.list` returns, for the same states."""
-        with closing(self.connection.cursor()) as cursor:
-            cursor.execute(list_statement(self.dialect, states), tuple(states or ()))
-            return [info_from_row(row) for row in cursor.fetchall()]
+    def list(self, states: Sequence[str] | None) -> list[ContainerInfo] | None:
+        """What :meth:`fsm.Orchestrator.list` returns, for the same states; ``None`` if the
+        database refused (locked past the busy timeout, a read-only WAL index...): the
+        orchestrator then reads it, or explains why it cannot."""
+        try:
+            with closing(self.connection.cursor()) as cursor:
+                cursor.execute(list_statement(self.dialect, states), tuple(states or ()))
+                rows = cursor.fetchall()
+        except self.error:
+            return None
+        return [info_from_row(row) for row in rows]
 
     def close(self) -> None:
         self.connection.close()
@@ -63,7 +71,7 @@ def open_reader(database_url: str) -> DirectReader | None:
     return reader
 
 
-def _connect(url: str) -> tuple[Any, str] | None:
+def _connect(url: str) -> tuple[Any, str, type[Exception]] | None:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return None
@@ -76,7 +84,7 @@ def _connect(url: str) -> tuple[Any, str] | None:
     return None
 
 
-def _connect_sqlite(rest: str) -> tuple[Any, str] | None:
+def _connect_sqlite(rest: str) -> tuple[Any, str, type[Exception]] | None:
     import sqlite3
 
     # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy reads them
@@ -90,14 +98,15 @@ def _connect_sqlite(rest: str) -> tuple[Any, str] | None:
         connection.execute("PRAGMA query_only = ON")
     except sqlite3.Error:
         return None
-    return connection, "sqlite"
+    return connection, "sqlite", sqlite3.Error
 
 
-def _connect_postgresql(conninfo: str) -> tuple[Any, str] | None:
+def _connect_postgresql(conninfo: str) -> tuple[Any, str, type[Exception]] | None:
     try:
         import psycopg
     except ImportError:
         return None
     with suppress(Exception):
-        return psycopg.connect(conninfo, autocommit=True, connect_timeout=10), "postgresql"
+        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+        return connection, "postgresql", psycopg.Error
     return None
