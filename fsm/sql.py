@@ -34,6 +34,7 @@ LIVE_COLUMNS = (
 _SELECT_LIVE = ", ".join("i.name" if c == "image_name" else f"c.{c}" for c in LIVE_COLUMNS)
 _AUDIT_COLUMNS = ("container_id", "trigger", "source", "dest", "started_at", "finished_at",
                   "error", "actor")
+_AUDIT_TIMES = frozenset({"started_at", "finished_at"})
 _EVENT_COLUMNS = ("time", "container_id", "action", "attributes")
 _CONTAINER_COLUMNS = tuple(column.name for column in Container.__table__.columns)
 
@@ -157,7 +158,7 @@ class SQL:
 
     def audit_row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         time = self.writer.time
-        return tuple(time(values[c]) if c.endswith("_at") else values[c] for c in _AUDIT_COLUMNS)
+        return tuple(time(values[c]) if c in _AUDIT_TIMES else values[c] for c in _AUDIT_COLUMNS)
 
     def event_rows(self, time: Any, container_id: str,
                    events: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
