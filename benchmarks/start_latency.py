@@ -77,6 +77,10 @@ class Berth:
         #: ``error`` of exited containers (an undo step that failed, e.g. a ``runc delete`` that
         #: raced the shim's own)
         self.errors: list[str] = []
+        #: API runs, and those whose shim ran the exit hook (a new interpreter, ~0.7 s of CPU)
+        #: although ``orc.wait`` had fired ``exit`` already
+        self.runs = 0
+        self.hooks = 0
 
     def api(self) -> dict[str, float]:
         orc = self.orc
@@ -94,6 +98,8 @@ class Berth:
             self.errors.append(error)
         exit_file = orc.paths(info.id).exit_file
         shim_recorded = json.loads(exit_file.read_text())["finished_at"]
+        self.runs += 1
+        self.hooks += _exit_hook_ran(orc.paths(info.id).shim_log)
         history = orc.history(info.id)
         remove_start = time.perf_counter()
         orc.remove(info.id)
@@ -113,6 +119,19 @@ class Berth:
 
     def close(self) -> None:
         self.orc.close()
+
+
+def _exit_hook_ran(shim_log: Path, settle: float = 0.1) -> bool:
+    """Whether the shim ran the exit hook rather than leave ``exit`` to ``orc.wait`` (it logs
+    which, once it has decided: a waiter's verdict is written before ``wait`` returns)."""
+    from drivers.runtime.shim import SKIPPED_EXIT_COMMAND
+
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        if SKIPPED_EXIT_COMMAND in shim_log.read_text(errors="replace"):
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def _breakdown(history: list[Any], shim_recorded: float, wait_returned: float,
@@ -424,6 +443,8 @@ def report(variants: list[tuple[str, Any]], parts: dict[str, Samples], rounds: i
     if berth is not None:
         print(f"  berth API runs whose container exited with an error recorded: "
               f"{len(berth.errors)}" + (f" (first: {berth.errors[0]!r})" if berth.errors else ""))
+        print(f"  berth API runs whose shim still ran the exit hook after orc.wait fired exit: "
+              f"{berth.hooks} of {berth.runs}")
     if berth is not None and berth.breakdowns:
         phases = list(berth.breakdowns[0])
         print_table("berth API: where the time goes (ms, median of rounds; from orc.history() and "

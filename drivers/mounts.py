@@ -1,15 +1,27 @@
 """Mount and unmount filesystems, and ask the kernel what is mounted where (every driver uses
-these: devicemapper for thin devices, the runtime for a container's /dev/shm)."""
+these: devicemapper for thin devices, the runtime for a container's /dev/shm).
+
+A filesystem on a device is mounted by ``mount(8)``, which knows each type's options; a tmpfs and
+every unmount are single system calls, ``mount(2)`` and ``umount2(2)`` through ``ctypes``: they
+are on the path of every container start and exit, where a ``mount``/``umount`` process cost
+15-30 ms each on a loaded host (docs/performance.md, hot spot I) and the call itself microseconds.
+"""
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from drivers.commands import QUICK, run
 from drivers.errors import DeviceBusy, HostError
+
+#: mount(2) flags for the generic options a tmpfs takes (linux/mount.h); any other option is
+#: the filesystem's own and goes in the data string, as mount(8) does
+MOUNT_FLAGS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024}
 
 
 def mount(device: str, target: str, fstype: str, options: Sequence[str] = ()) -> None:
@@ -18,6 +30,20 @@ def mount(device: str, target: str, fstype: str, options: Sequence[str] = ()) ->
     if options:
         argv += ["-o", ",".join(options)]
     run([*argv, device, target], timeout=QUICK)
+
+
+def mount_tmpfs(target: str, options: Sequence[str] = (), source: str = "tmpfs") -> None:
+    """Mount a tmpfs on ``target`` with ``mount(2)``; ``options`` as ``mount -o`` takes them."""
+    flags = 0
+    data = []
+    for option in options:
+        if option in MOUNT_FLAGS:
+            flags |= MOUNT_FLAGS[option]
+        else:
+            data.append(option)
+    if _libc().mount(source.encode(), target.encode(), b"tmpfs", flags,
+                     ",".join(data).encode()) != 0:
+        raise _syscall_error(f"cannot mount a tmpfs on {target}")
 
 
 def unmount(target: str, *, attempts: int = 5, delay: float = 0.1) -> None:
@@ -29,13 +55,17 @@ def unmount(target: str, *, attempts: int = 5, delay: float = 0.1) -> None:
     for attempt in range(attempts):
         if not is_mounted(target):
             return
-        try:
-            run(["umount", target], timeout=QUICK, map_error=_busy_error)
+        if _libc().umount2(target.encode(), 0) == 0:
             return
-        except DeviceBusy:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(delay)
+        error = _syscall_error(f"cannot unmount {target}")
+        if error.errno == errno.EINVAL and not is_mounted(target):
+            return  # unmounted meanwhile by someone else
+        if error.errno != errno.EBUSY:
+            raise error
+        if attempt == attempts - 1:
+            raise DeviceBusy(f"{target} is in use by a process; stop it (see fuser -vm {target})",
+                             stderr=error.stderr)
+        time.sleep(delay)
 
 
 def is_mounted(target: str) -> bool:
@@ -70,12 +100,21 @@ def _unescape(field: str) -> str:
     )
 
 
-def _busy_error(argv: Sequence[str], stderr: str, exit_code: int) -> HostError | None:
-    if "busy" in stderr:
-        return DeviceBusy(
-            f"{argv[-1]} is in use by a process; stop it (see fuser -vm {argv[-1]})",
-            command=argv,
-            stderr=stderr,
-            errno=errno.EBUSY,
-        )
-    return None
+@functools.cache
+def _libc() -> Any:
+    # imported on first use: ``berth ps`` never mounts anything
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    text = ctypes.c_char_p
+    libc.mount.argtypes = [text, text, text, ctypes.c_ulong, text]
+    libc.umount2.argtypes = [text, ctypes.c_int]
+    return libc
+
+
+def _syscall_error(message: str) -> HostError:
+    """A :class:`HostError` for the system call that just failed, from its errno."""
+    import ctypes
+
+    code = ctypes.get_errno()
+    return HostError(message, stderr=os.strerror(code), errno=code)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from drivers.network import Attachment, bridge
-from drivers.network.namespace import create_netns, netns_name, netns_path
+from drivers.network.namespace import netns_name, netns_path
 from fsm.database import reader
 from fsm.errors import BerthError, ConfigError, host_errors
 from fsm.settings import Settings
@@ -69,7 +69,6 @@ class Bridge:
         netns = netns_name(container_id)
         with host_errors():
             bridge.ensure_bridge(self.interface, self.gateway, self.subnet)
-            create_netns(netns)
             bridge.attach(bridge=self.interface, veth=bridge.veth_name(container_id),
                           netns=netns, ip_cidr=f"{ip}/{self.network.prefixlen}",
                           mac=bridge.mac_for(ip), gateway=self.gateway)

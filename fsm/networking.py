@@ -1,6 +1,7 @@
 """Network modes: what ``setup_network`` and ``release_network`` do for each.
 
-- ``none``: a network namespace of its own with only loopback up;
+- ``none``: a network namespace of its own with only loopback up, made by the OCI runtime as it
+  starts the process (the runtime-spec's network namespace without a path) and gone with it;
 - ``host``: the host's network, nothing to set up;
 - ``container:<ref>``: join the network namespace of another running container;
 - ``bridge`` (the default for a blank mode): see :mod:`fsm.bridge`.
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from drivers.network import Attachment
-from drivers.network.namespace import create_netns, delete_netns, netns_name, netns_path
+from drivers.network import NEW_NETNS, Attachment
+from drivers.network.namespace import delete_netns, netns_name, netns_path
 from fsm.errors import InvalidState, host_errors
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def setup_network(container: LiveContainer) -> Attachment:
         if mode.startswith("container:"):
             return Attachment(netns_path=_joined_netns(container, mode.removeprefix("container:")))
         if mode == "none":
-            return Attachment(netns_path=create_netns(netns_name(container.id)))
+            return Attachment(netns_path=NEW_NETNS)
         if mode == "bridge":
             return container.orc.bridge.attach(container.id, container.name)
     raise AssertionError(f"network mode {mode!r} passed validation")
@@ -46,6 +47,7 @@ def release_network(container: LiveContainer) -> None:
         if mode == "bridge":
             container.orc.bridge.detach(container.id)
         if mode in ("none", "bridge"):
+            # ``none`` has no named namespace any more; one left by an older berth still goes
             delete_netns(netns_name(container.id))
 
 
@@ -61,4 +63,11 @@ def _joined_netns(container: LiveContainer, ref: str) -> str:
     if mode.startswith("container:"):
         # the joined container has no namespace of its own: follow it to the one it joined
         return _joined_netns(container, mode.removeprefix("container:"))
+    if mode == "none":
+        # the runtime made it and it has no name: reach it through the running process, as a
+        # joined IPC namespace is
+        if target.pid is None:
+            raise InvalidState(target.id, target.state, "join the network of",
+                               f"container {container.name} needs its process", name=target.name)
+        return f"/proc/{target.pid}/ns/net"
     return netns_path(netns_name(target.id))

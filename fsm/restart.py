@@ -13,6 +13,7 @@ from fsm.errors import BerthError
 from fsm.info import ContainerInfo
 
 if TYPE_CHECKING:
+    from drivers.runtime.oci import ContainerPaths, ExitStatus, OCIRuntime
     from fsm.orchestrator import Orchestrator
 
 INITIAL_DELAY = 0.1
@@ -42,6 +43,26 @@ def backoff_delay(info: ContainerInfo) -> float:
     return float(min(MAX_DELAY, INITIAL_DELAY * 2**info.restart_count))
 
 
+def should_auto_remove(info: ContainerInfo) -> bool:
+    return bool(info.host_config.get("auto_remove")) and info.state in (states.EXITED,
+                                                                        states.DEAD)
+
+
+def after_exit_needed(info: ContainerInfo) -> bool:
+    """Whether :func:`after_exit` has anything to do for the container as it is now; when a
+    waiter fired ``exit`` and this is False, the shim need not run the exit hook at all."""
+    return should_restart(info) or should_auto_remove(info)
+
+
+def report_exit_fired(runtime: OCIRuntime, paths: ContainerPaths, status: ExitStatus,
+                      info: ContainerInfo) -> None:
+    """``wait`` or ``stop`` fired ``exit`` for the run that ended at ``status`` (or found it
+    fired): tell the shim whether it must still run the exit hook, which only this module's
+    :func:`after_exit` needs once ``exit`` is committed."""
+    if info.state in (states.EXITED, states.DEAD):
+        runtime.record_exit_handled(paths, status, after_exit_needed(info))
+
+
 def after_exit(orc: Orchestrator, container_id: str) -> None:
     """Restart the container if its policy says so, after the back-off."""
     try:
@@ -49,7 +70,7 @@ def after_exit(orc: Orchestrator, container_id: str) -> None:
     except BerthError:
         return
     if not should_restart(info):
-        if info.host_config.get("auto_remove") and info.state in (states.EXITED, states.DEAD):
+        if should_auto_remove(info):
             try:
                 orc.remove(info.id)
             except BerthError:

@@ -27,14 +27,6 @@ def netns_exists(name: str) -> bool:
     return os.path.exists(netns_path(name))
 
 
-def create_netns(name: str) -> str:
-    """Create the namespace with its loopback up; an existing one is reused. Returns its path."""
-    if not netns_exists(name):
-        run(["ip", "netns", "add", name], what=f"cannot create network namespace {name}")
-    run(["ip", "-n", name, "link", "set", "lo", "up"], what=f"cannot bring up lo in {name}")
-    return netns_path(name)
-
-
 def delete_netns(name: str) -> None:
     """Delete the namespace; one that does not exist is already deleted."""
     if not netns_exists(name):

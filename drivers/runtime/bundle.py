@@ -52,7 +52,8 @@ class BundleSpec:
     env: tuple[str, ...]
     cwd: str = "/"
     hostname: str = ""
-    #: network namespace to join; None shares the host's
+    #: network namespace to join; "" (:data:`~drivers.network.NEW_NETNS`) for a new one that the
+    #: runtime creates, as the runtime-spec's empty path means; None shares the host's
     netns_path: str | None = None
     #: "private" (a new IPC namespace), "host", or the path of an IPC namespace to join
     ipc: str = "private"
@@ -76,8 +77,11 @@ def default_mounts() -> list[Mount]:
 def config_for(spec: BundleSpec) -> dict[str, Any]:
     """The OCI runtime-spec document for ``spec``."""
     namespaces: list[dict[str, str]] = [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}]
-    if spec.netns_path is not None:
+    if spec.netns_path:
         namespaces.append({"type": "network", "path": spec.netns_path})
+    elif spec.netns_path is not None:
+        # runc and crun bring lo up in a network namespace they create themselves
+        namespaces.append({"type": "network"})
     if spec.ipc == "private":
         namespaces.append({"type": "ipc"})
     elif spec.ipc != "host":

@@ -7,14 +7,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from drivers.mounts import is_mounted, mount, unmount
+from drivers.mounts import is_mounted, mount_tmpfs, unmount
 
 
 def mount_shm(path: Path, size: int) -> None:
     """Mount the tmpfs at ``path`` (once: an existing mount is kept)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not is_mounted(str(path)):
-        mount("shm", str(path), "tmpfs", ("mode=1777", "nosuid", "nodev", "noexec", f"size={size}"))
+        mount_tmpfs(str(path), ("mode=1777", "nosuid", "nodev", "noexec", f"size={size}"),
+                    source="shm")
 
 
 def unmount_shm(path: Path) -> None:
