@@ -30,7 +30,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from drivers.crashpoints import crash_point
-from drivers.runtime.oci import ContainerPaths, OCIRuntime
+from drivers.runtime.oci import ContainerPaths, ExitStatus, OCIRuntime, poll_delays
 from drivers.storage import StorageDriver
 from fsm import states, validation
 from fsm.bridge import Bridge
@@ -56,6 +56,7 @@ from fsm.leases import LeaseKeeper
 from fsm.listing import info_from_row, list_statement, list_states
 from fsm.machine import fire
 from fsm.owner import owner_id
+from fsm.restart import report_exit_fired
 from fsm.settings import resolve
 from fsm.sql import SQL
 from fsm.storage import check_options, open_storage
@@ -67,6 +68,8 @@ DEFAULT_LEASE_SECONDS = 60.0
 #: after SIGKILL, how long the process may take to be reaped before stop gives up
 KILL_GRACE_SECONDS = 30.0
 POLL_SECONDS = 0.02
+#: what :meth:`Orchestrator._await_stop` returns when someone else fired the stopped run's exit
+_EXIT_FIRED_ELSEWHERE = ExitStatus(-1, 0.0)
 
 
 _P = ParamSpec("_P")
@@ -331,9 +334,6 @@ class Orchestrator:
         elif container.state != states.STOPPING:
             raise InvalidState(container.id, container.state, "stop",
                                "its removal is in progress", name=container.name)
-        # imported here to keep this change inside stop's body (the module head has other owners)
-        from fsm.restart import report_exit_fired
-
         paths = self.paths(container.id)
         # as in wait: the shim holds its exit hook back while we are here to fire ``exit``
         self.runtime.announce_waiter(paths)
@@ -341,11 +341,13 @@ class Orchestrator:
             with host_errors():
                 self.runtime.kill(container.id, signal.SIGTERM)
                 crash_point("stop.after_signal")
-                status = self.runtime.wait_for_exit(paths, timeout)
+                status = self._await_stop(container.id, paths, timeout)
                 if status is None:
                     self._record_event(container.id, "kill", signal="SIGKILL")
                     self.runtime.kill(container.id, signal.SIGKILL)
-                    status = self.runtime.wait_for_exit(paths, KILL_GRACE_SECONDS)
+                    status = self._await_stop(container.id, paths, KILL_GRACE_SECONDS)
+            if status is _EXIT_FIRED_ELSEWHERE:
+                return self.get(container.id)
             if status is None:
                 raise Timeout(f"container {container.id[:12]} did not die after SIGKILL in "
                               f"{KILL_GRACE_SECONDS:g}s")
@@ -372,10 +374,6 @@ class Orchestrator:
 
     def wait(self, ref: str, timeout: float | None = None) -> int:
         """Block until the container is ``exited`` or ``dead``; return its exit code."""
-        # imported here to keep this change inside wait's body (the module head has other owners)
-        from drivers.runtime.oci import ExitStatus, poll_delays
-        from fsm.restart import report_exit_fired
-
         container_id = self._resolve(ref)
         paths = self.paths(container_id)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -641,6 +639,24 @@ class Orchestrator:
         with self.reader.connect() as connection:
             return connection.execute(
                 select(Container.state).where(Container.id == container_id)).scalar_one_or_none()
+
+    def _await_stop(self, container_id: str, paths: ContainerPaths,
+                    timeout: float) -> ExitStatus | None:
+        """The stopped process's exit status, once the shim has recorded it; or
+        ``_EXIT_FIRED_ELSEWHERE`` once another process (a ``wait``, the exit hook) has fired
+        ``exit`` for it: its ``exit.json`` may then be gone already (a ``start`` that followed
+        clears it), and a SIGKILL now could hit the next run. ``None`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        delays = poll_delays()
+        while True:
+            status = self.runtime.exit_status(paths)
+            if status is not None:
+                return status
+            if self._state_of(container_id) != states.STOPPING:
+                return _EXIT_FIRED_ELSEWHERE
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
 
     def _wait_until(self, container_id: str, done: Any, timeout: float | None) -> bool:
         """Poll the row until ``done(state)`` (a removed row counts as done)."""

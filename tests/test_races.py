@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -85,3 +86,56 @@ def test_eight_processes_racing_on_fifty_containers(
     for container in orc.list(all=True):
         orc.remove(container.id, force=True)
     assert_nothing_leaked(root, known_container_ids(orc))
+
+
+class HiddenExitRecord:
+    """Fault injection: a runtime whose ``exit_status`` never sees the shim's ``exit.json``,
+    as a ``stop`` sees it when another process fired ``exit`` and a ``start`` that followed
+    cleared the file before this ``stop`` looked. Everything else is the real runtime."""
+
+    def __init__(self, runtime: object) -> None:
+        self._runtime = runtime
+
+    def exit_status(self, _paths: object) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._runtime, name)
+
+
+def test_a_stop_ends_when_another_process_fired_the_exit(
+    orc: Orchestrator, image: str, database_url: str, root: Path
+) -> None:
+    # as pid 1, sh would ignore SIGTERM without a trap
+    created = orc.create(image, ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"],
+                         network_mode="none")
+    orc.start(created.id)
+    other = Orchestrator(database_url=database_url, root=root, storage="vfs")
+    other.__dict__["runtime"] = HiddenExitRecord(other.runtime)
+    stopped: dict[str, object] = {}
+
+    def stop_blind() -> None:
+        try:
+            stopped["info"] = other.stop(created.id, timeout=30)
+        except Exception as error:  # reported below
+            stopped["error"] = error
+
+    stopper = threading.Thread(target=stop_blind)
+    stopper.start()
+    try:
+        # the SIGTERM ends it; the shim records it; this orchestrator fires the exit
+        deadline = time.monotonic() + 60
+        while orc.get(created.id).state != states.EXITED:
+            assert time.monotonic() < deadline, "the exit was never recorded"
+            if orc.runtime.exit_status(orc.paths(created.id)) is not None:
+                orc.handle_exit(created.id, orc.runtime.exit_status(orc.paths(created.id))
+                                .exit_code)  # type: ignore[union-attr]
+            time.sleep(0.01)
+        stopper.join(timeout=120)
+    finally:
+        other.close()
+    assert not stopper.is_alive()
+    assert "error" not in stopped, stopped.get("error")
+    assert stopped["info"].state == states.EXITED  # type: ignore[attr-defined]
+    # it did not go on to SIGKILL a run it no longer owned
+    assert [e.action for e in orc.events(container=created.id)].count("kill") == 1  # SIGTERM
