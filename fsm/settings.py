@@ -7,7 +7,6 @@ Both resolve the same way for the API and the CLI: an explicit argument, else th
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +54,9 @@ def resolve(
     embedded = not url
     if not url:
         url = f"sqlite:///{root_path / 'berth.db'}"
-    node = os.environ.get(NODE_ENV) or socket.gethostname()
+    # the kernel's hostname, as socket.gethostname() returns it, without importing socket (every
+    # CLI command resolves the settings: `berth ps` counts its imports)
+    node = os.environ.get(NODE_ENV) or os.uname().nodename
     return Settings(root=root_path, database_url=url, embedded=embedded, node=node)
 
 
