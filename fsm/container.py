@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.network import Attachment
 from drivers.runtime.bundle import BundleSpec
 from fsm.info import ContainerInfo
-from fsm.stored import read_json, read_time
+from fsm.listing import LIVE_COLUMNS, decode_row
 
 if TYPE_CHECKING:
     from fsm.orchestrator import Orchestrator
@@ -58,18 +58,8 @@ class LiveContainer:
 
     @classmethod
     def from_stored(cls, orc: Orchestrator, row: Sequence[Any]) -> LiveContainer:
-        """From the DBAPI's values of :data:`fsm.sql.LIVE_COLUMNS` (see :mod:`fsm.stored`)."""
-        (id_, name, image_id, image_name, state, version, node, owner, exit_code, error, pid,
-         created_at, started_at, finished_at, started_before, restart_count, manually_stopped,
-         config, host_config) = row
-        return cls(
-            orc=orc, id=id_, name=name, image_id=image_id, image_name=image_name, state=state,
-            version=version, node=node, owner=owner, exit_code=exit_code, error=error, pid=pid,
-            created_at=read_time(created_at), started_at=read_time(started_at),
-            finished_at=read_time(finished_at), has_been_started_before=bool(started_before),
-            restart_count=restart_count, manually_stopped=bool(manually_stopped),
-            config=read_json(config), host_config=read_json(host_config),
-        )
+        """From the DBAPI's values of :data:`fsm.listing.LIVE_COLUMNS`."""
+        return cls(orc=orc, **dict(zip(LIVE_COLUMNS, decode_row(row), strict=True)))
 
     def set(self, **columns: Any) -> None:
         """Stage column values for the next transition's commit."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm.info import ContainerInfo
-from fsm.listing import info_from_row, list_statement
+from fsm.listing import list_containers
 from fsm.revisions import head_revision
 
 #: how long a read waits for a writer holding SQLite's lock (as the engine's busy timeout)
@@ -42,11 +42,9 @@ class DirectReader:
         orchestrator then reads it, or explains why it cannot."""
         try:
             with closing(self.connection.cursor()) as cursor:
-                cursor.execute(list_statement(self.dialect, states), tuple(states or ()))
-                rows = cursor.fetchall()
+                return list_containers(cursor, self.dialect, states)
         except self.error:
             return None
-        return [info_from_row(row) for row in rows]
 
     def close(self) -> None:
         self.connection.close()

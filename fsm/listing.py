@@ -1,13 +1,15 @@
-"""Listing containers (``ps``): one SQL statement and one row decoder, shared by
-:meth:`fsm.Orchestrator.list` and the ``berth ps`` command's fast path.
+"""A container's row as berth reads it, on the driver's cursor: the columns, the one decoder,
+and the listing statement (``ps``) that :meth:`fsm.Orchestrator.list` and the ``berth ps``
+command's fast path share. The orchestrator's row loads (:mod:`fsm.sql`) select the same columns.
 
 Why plain SQL and the DBAPI's own values rather than an ORM query: ``ps`` is the command an
 operator runs most, on the largest tables. Decoding the columns here (a JSON parse, a timestamp
 parse) costs about half of what SQLAlchemy's result processing does per row, and the same code
 lets ``berth ps`` answer from the stdlib's ``sqlite3`` (or ``psycopg``) without importing
-SQLAlchemy at all (about 0.4 s of the CLI's cold start). The statement reads the columns as
-stored, so it must follow the models: ``tests/test_views.py`` checks that what it returns equals
-:meth:`~fsm.Orchestrator.get` for every container, on both databases.
+SQLAlchemy at all (about 0.4 s of the CLI's cold start): this module imports none of it. The
+statement reads the columns as stored, so it must follow the models: ``tests/test_listing.py``
+checks that what it returns equals :meth:`~fsm.Orchestrator.get` for every container, on both
+databases.
 
 The order (``created_at DESC, id DESC``) is the one the indexes of migration 0005 give by a
 backward walk: no sort, however many rows.
@@ -23,12 +25,40 @@ from fsm.errors import ConfigError
 from fsm.info import ContainerInfo
 from fsm.stored import read_json, read_time
 
-#: the columns, in :class:`ContainerInfo`'s field order (``image`` is the image's name)
-_COLUMNS = (
-    "c.id, c.name, i.name, c.state, c.exit_code, c.error, c.pid, c.created_at, c.started_at, "
-    "c.finished_at, c.has_been_started_before, c.restart_count, c.manually_stopped, c.config, "
-    "c.host_config, c.owner, c.node"
+#: a container's columns as read: :class:`ContainerInfo`'s fields in its order (``image_name``
+#: is its ``image``), then the two only :class:`~fsm.container.LiveContainer` holds
+LIVE_COLUMNS = (
+    "id", "name", "image_name", "state", "exit_code", "error", "pid", "created_at", "started_at",
+    "finished_at", "has_been_started_before", "restart_count", "manually_stopped", "config",
+    "host_config", "owner", "node", "image_id", "version",
 )
+LIVE_SELECT = ", ".join("i.name" if c == "image_name" else f"c.{c}" for c in LIVE_COLUMNS)
+LIVE_FROM = "containers AS c JOIN images AS i ON i.id = c.image_id"
+_INFO_FIELDS = len(LIVE_COLUMNS) - 2
+(_CREATED, _STARTED, _FINISHED, _STARTED_BEFORE, _STOPPED, _CONFIG, _HOST_CONFIG) = (
+    LIVE_COLUMNS.index(c) for c in ("created_at", "started_at", "finished_at",
+                                    "has_been_started_before", "manually_stopped", "config",
+                                    "host_config"))
+
+
+def decode_row(row: Sequence[Any]) -> list[Any]:
+    """:data:`LIVE_COLUMNS` from the values the DBAPI returned (see :mod:`fsm.stored`): aware
+    UTC datetimes, booleans, decoded JSON. Positional, and written out rather than looped over:
+    this runs for every row of a ``ps -a``."""
+    values = list(row)
+    values[_CREATED] = read_time(values[_CREATED])
+    values[_STARTED] = read_time(values[_STARTED])
+    values[_FINISHED] = read_time(values[_FINISHED])
+    values[_STARTED_BEFORE] = bool(values[_STARTED_BEFORE])
+    values[_STOPPED] = bool(values[_STOPPED])
+    values[_CONFIG] = read_json(values[_CONFIG])
+    values[_HOST_CONFIG] = read_json(values[_HOST_CONFIG])
+    return values
+
+
+def info_from_row(row: Sequence[Any]) -> ContainerInfo:
+    """A :class:`ContainerInfo` from a row of :data:`LIVE_COLUMNS`."""
+    return ContainerInfo(*decode_row(row)[:_INFO_FIELDS])
 
 
 def list_states(all: bool, state: str | Iterable[str] | None) -> list[str] | None:
@@ -51,18 +81,11 @@ def list_statement(dialect: str, states: Sequence[str] | None) -> str:
     if states is not None:
         mark = "?" if dialect == "sqlite" else "%s"
         where = f" WHERE c.state IN ({', '.join([mark] * len(states))})"
-    return (f"SELECT {_COLUMNS} FROM containers AS c JOIN images AS i ON i.id = c.image_id"
-            f"{where} ORDER BY c.created_at DESC, c.id DESC")
+    return f"SELECT {LIVE_SELECT} FROM {LIVE_FROM}{where} ORDER BY c.created_at DESC, c.id DESC"
 
 
-def info_from_row(row: Sequence[Any]) -> ContainerInfo:
-    """A :class:`ContainerInfo` from the values the DBAPI returned (see :mod:`fsm.stored`)."""
-    (id_, name, image, state, exit_code, error, pid, created_at, started_at, finished_at,
-     started_before, restart_count, manually_stopped, config, host_config, owner, node) = row
-    return ContainerInfo(
-        id=id_, name=name, image=image, state=state, exit_code=exit_code, error=error, pid=pid,
-        created_at=read_time(created_at), started_at=read_time(started_at),
-        finished_at=read_time(finished_at), has_been_started_before=bool(started_before),
-        restart_count=restart_count, manually_stopped=bool(manually_stopped),
-        config=read_json(config), host_config=read_json(host_config), owner=owner, node=node,
-    )
+def list_containers(cursor: Any, dialect: str, states: Sequence[str] | None
+                    ) -> list[ContainerInfo]:
+    """Run the listing on a DBAPI ``cursor``: what :meth:`fsm.Orchestrator.list` returns."""
+    cursor.execute(list_statement(dialect, states), tuple(states or ()))
+    return [info_from_row(row) for row in cursor.fetchall()]

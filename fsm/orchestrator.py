@@ -53,7 +53,7 @@ from fsm.errors import (
 )
 from fsm.info import ContainerInfo, Event, ImageInfo, TransitionRecord
 from fsm.leases import LeaseKeeper
-from fsm.listing import info_from_row, list_statement, list_states
+from fsm.listing import list_containers, list_states
 from fsm.machine import fire
 from fsm.owner import owner_id
 from fsm.restart import report_exit_fired
@@ -336,8 +336,7 @@ class Orchestrator:
                                "its removal is in progress", name=container.name)
         paths = self.paths(container.id)
         # as in wait: the shim holds its exit hook back while we are here to fire ``exit``
-        self.runtime.announce_waiter(paths)
-        try:
+        with self.runtime.waiting_for_exit(paths):
             with host_errors():
                 self.runtime.kill(container.id, signal.SIGTERM)
                 crash_point("stop.after_signal")
@@ -357,8 +356,6 @@ class Orchestrator:
             info = self.get(container.id)
             report_exit_fired(self.runtime, paths, status, info)
             return info
-        finally:
-            self.runtime.withdraw_waiter(paths)
 
     def restart_after_exit(self, info: ContainerInfo) -> ContainerInfo:
         """Start an exited container again because its restart policy says so."""
@@ -382,8 +379,7 @@ class Orchestrator:
         handled: ExitStatus | None = None
         # the shim holds its exit hook (a new interpreter, ~0.7 s of CPU) back while we are here
         # to fire ``exit`` ourselves, and skips it if we say nothing is left for it to do
-        self.runtime.announce_waiter(paths)
-        try:
+        with self.runtime.waiting_for_exit(paths):
             while True:
                 state = self._state_of(container_id)
                 if state is None or state in (states.EXITED, states.DEAD):
@@ -403,8 +399,6 @@ class Orchestrator:
                 # committed: the hook is needed only for a restart policy or auto-removal
                 report_exit_fired(self.runtime, paths, handled, info)
             return info.exit_code
-        finally:
-            self.runtime.withdraw_waiter(paths)
 
     @_holding_connection
     def remove(self, ref: str, force: bool = False) -> None:
@@ -445,10 +439,8 @@ class Orchestrator:
         """Running containers, newest first; ``all=True`` for every state, or ``state`` to pick
         some (``"exited"`` or ``["exited", "dead"]``)."""
         wanted = list_states(all, state)
-        statement = list_statement(self.engine.dialect.name, wanted)
-        with self.reader.connect() as connection:
-            rows = connection.exec_driver_sql(statement, tuple(wanted or ())).all()
-        return [info_from_row(row) for row in rows]
+        with self.sql.reading() as cursor:
+            return list_containers(cursor, self.engine.dialect.name, wanted)
 
     def events(
         self,

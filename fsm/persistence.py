@@ -68,6 +68,6 @@ def renew_lease(container: LiveContainer) -> bool:
     sql = container.orc.sql
     until = utcnow() + timedelta(seconds=container.orc.lease_seconds)
     with sql.transaction() as cursor:
-        cursor.execute(sql.renew_lease, (sql.writer.time(until), container.id, container.version,
-                                         container.orc.owner))
+        cursor.execute(sql.renew_lease, (*sql.stored({"lease_expires_at": until}), container.id,
+                                         container.version, container.orc.owner))
         return bool(cursor.rowcount == 1)

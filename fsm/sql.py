@@ -6,8 +6,9 @@ SQLAlchemy Core each statement costs ~100 µs of Python here before the database
 of the same commits written by hand (``benchmarks/fsm_overhead.py``). The statements are few,
 fixed and simple, so they are written out here and executed with the driver's cursor, on a
 connection checked out from the engine's pool (the pragmas of ``fsm.database`` apply) — the
-models and migrations stay the schema's only definition: which columns hold timestamps, JSON or
-booleans is read from ``models.Container``'s column types.
+models and migrations stay the schema's only definition: each value is stored by SQLAlchemy's own
+bind processor for its model column's type (``UTCDateTime`` to naive UTC, text on SQLite; JSON;
+booleans as 0/1 on SQLite), so a row written here is the row the ORM would write.
 
 Everything else (listing aside, :mod:`fsm.listing`) still goes through SQLAlchemy.
 """
@@ -19,22 +20,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Engine
+from sqlalchemy import Engine, FromClause
+from sqlalchemy.engine import Dialect
 
-from fsm.stored import Writer
-from models import Container
-from models.base import UTCDateTime
+from fsm.listing import LIVE_FROM, LIVE_SELECT
+from models import Container, ContainerEvent, TransitionAudit
 
-#: the columns a :class:`~fsm.container.LiveContainer` is made of, in its field order
-LIVE_COLUMNS = (
-    "id", "name", "image_id", "image_name", "state", "version", "node", "owner", "exit_code",
-    "error", "pid", "created_at", "started_at", "finished_at", "has_been_started_before",
-    "restart_count", "manually_stopped", "config", "host_config",
-)
-_SELECT_LIVE = ", ".join("i.name" if c == "image_name" else f"c.{c}" for c in LIVE_COLUMNS)
 _AUDIT_COLUMNS = ("container_id", "trigger", "source", "dest", "started_at", "finished_at",
                   "error", "actor")
-_AUDIT_TIMES = frozenset({"started_at", "finished_at"})
 _EVENT_COLUMNS = ("time", "container_id", "action", "attributes")
 _CONTAINER_COLUMNS = tuple(column.name for column in Container.__table__.columns)
 
@@ -45,20 +38,21 @@ class SQL:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
-        self.writer = Writer(engine.dialect.name)
         #: PEP 249: each driver module has its own IntegrityError
         self.IntegrityError: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
-        self._to_stored = _column_writers(self.writer)
+        self._containers = _StoredColumns(Container.__table__, engine.dialect)
+        self._transitions = _StoredColumns(TransitionAudit.__table__, engine.dialect)
+        self._events = _StoredColumns(ContainerEvent.__table__, engine.dialect)
         self._updates: dict[tuple[str, ...], str] = {}
         #: the connection an operation holds (:meth:`held`), per thread
         self._held = threading.local()
         mark = "?" if self.sqlite else "%s"
         self._mark = mark
-        self.select_live = (f"SELECT {_SELECT_LIVE} FROM containers AS c JOIN images AS i "
-                            f"ON i.id = c.image_id WHERE c.id = {mark} OR c.name = {mark} LIMIT 1")
+        self.select_live = (f"SELECT {LIVE_SELECT} FROM {LIVE_FROM} "
+                            f"WHERE c.id = {mark} OR c.name = {mark} LIMIT 1")
         self.select_live_in_states = (
-            f"SELECT {_SELECT_LIVE}, c.lease_expires_at FROM containers AS c JOIN images AS i "
-            f"ON i.id = c.image_id WHERE c.node = {mark} AND c.state IN ({{marks}})")
+            f"SELECT {LIVE_SELECT}, c.lease_expires_at FROM {LIVE_FROM} "
+            f"WHERE c.node = {mark} AND c.state IN ({{marks}})")
         self.select_id_by_name = f"SELECT id FROM containers WHERE name = {mark}"
         self.select_image = (f"SELECT id, name, size, storage_driver, created_at FROM images "
                              f"WHERE name = {mark} OR id = {mark}")
@@ -150,20 +144,19 @@ class SQL:
 
     def stored(self, values: Mapping[str, Any]) -> list[Any]:
         """``containers`` column values as the driver stores them."""
-        return [self._to_stored[column](value) for column, value in values.items()]
+        return self._containers.values(values)
 
     def container_row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """Every column of a new ``containers`` row, in ``insert_container``'s order."""
-        return tuple(self.stored({column: values.get(column) for column in _CONTAINER_COLUMNS}))
+        return self._containers.row(values, _CONTAINER_COLUMNS)
 
     def audit_row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        time = self.writer.time
-        return tuple(time(values[c]) if c in _AUDIT_TIMES else values[c] for c in _AUDIT_COLUMNS)
+        return self._transitions.row(values, _AUDIT_COLUMNS)
 
     def event_rows(self, time: Any, container_id: str,
                    events: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
-        stored_time = self.writer.time(time)
-        return [(stored_time, container_id, action, self.writer.json(attributes))
+        return [self._events.row({"time": time, "container_id": container_id, "action": action,
+                                  "attributes": attributes}, _EVENT_COLUMNS)
                 for action, attributes in events]
 
 
@@ -172,20 +165,22 @@ def _insert(table: str, columns: Sequence[str], mark: str) -> str:
             f"VALUES ({', '.join([mark] * len(columns))})")
 
 
-def _column_writers(writer: Writer) -> dict[str, Callable[[Any], Any]]:
-    """How each ``containers`` column's value is stored, from the model's column types."""
-    writers: dict[str, Callable[[Any], Any]] = {}
-    for column in Container.__table__.columns:
-        kind = column.type
-        if isinstance(kind, UTCDateTime):
-            writers[column.name] = writer.time
-        elif isinstance(kind, JSON):
-            writers[column.name] = writer.json
-        elif isinstance(kind, Boolean):
-            writers[column.name] = lambda value: None if value is None else writer.bool(value)
-        else:
-            writers[column.name] = _unchanged
-    return writers
+class _StoredColumns:
+    """One table's values as its driver stores them, by SQLAlchemy's bind processor of each
+    model column's type for this dialect."""
+
+    def __init__(self, table: FromClause, dialect: Dialect) -> None:
+        self._store: dict[str, Callable[[Any], Any]] = {
+            column.name: column.type.dialect_impl(dialect).bind_processor(dialect) or _unchanged
+            for column in table.columns
+        }
+
+    def values(self, values: Mapping[str, Any]) -> list[Any]:
+        return [self._store[column](value) for column, value in values.items()]
+
+    def row(self, values: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
+        """``columns`` in order; one missing from ``values`` is NULL."""
+        return tuple(self._store[column](values.get(column)) for column in columns)
 
 
 def _unchanged(value: Any) -> Any:

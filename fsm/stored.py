@@ -1,14 +1,14 @@
-"""Values as the database drivers hand them over and take them, for the statements berth runs
-on the DBAPI connection itself (:mod:`fsm.sql`, :mod:`fsm.listing`, :mod:`fsm.direct_read`).
+"""Values as the database drivers hand them back, turned into what the API returns, for the
+statements berth runs on the DBAPI cursor (:mod:`fsm.sql`, :mod:`fsm.listing`,
+:mod:`fsm.direct_read`). Without SQLAlchemy: ``berth ps`` reads through these alone. (Writing
+needs no such module: :mod:`fsm.sql` stores values with SQLAlchemy's own bind processors.)
 
-They follow what SQLAlchemy stores for the models' types, so that rows written either way are
-the same rows (``tests/test_sql.py`` checks both directions on both databases):
+What the drivers hand back for the models' types:
 
 - timestamps (``models.base.UTCDateTime``): naive UTC; on SQLite the text
-  ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's format, always six digits of microseconds, so that
-  text order is time order);
+  ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's format, always six digits of microseconds);
 - JSON: text on SQLite, decoded by psycopg on PostgreSQL;
-- booleans: 0 and 1 on SQLite.
+- booleans: 0 and 1 on SQLite (the caller applies ``bool``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
-
-SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def read_time(value: datetime | str | None) -> Any:
@@ -31,29 +29,3 @@ def read_time(value: datetime | str | None) -> Any:
 
 def read_json(value: dict[str, Any] | str) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-class Writer:
-    """Python values → what one dialect's driver stores."""
-
-    def __init__(self, dialect: str) -> None:
-        self.sqlite = dialect == "sqlite"
-        if not self.sqlite:
-            from psycopg.types.json import Json
-
-            self._json_wrapper = Json
-
-    def time(self, value: datetime | None) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: berth stores UTC, pass an aware datetime")
-        naive = value.astimezone(UTC).replace(tzinfo=None)
-        # isoformat with a fixed timespec is SQLITE_TIME_FORMAT, and several times faster
-        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
-
-    def json(self, value: Any) -> Any:
-        return json.dumps(value) if self.sqlite else self._json_wrapper(value)
-
-    def bool(self, value: bool) -> Any:
-        return int(value) if self.sqlite else value

@@ -236,17 +236,19 @@ class OCIRuntime:
             time.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
 
     @staticmethod
-    def announce_waiter(paths: ContainerPaths) -> None:
-        """Tell the shim that this process waits for the exit and will fire ``exit`` itself, so
-        that it holds the exit command back until :meth:`record_exit_handled` (or until this
-        process is gone, or :meth:`withdraw_waiter`)."""
+    @contextlib.contextmanager
+    def waiting_for_exit(paths: ContainerPaths) -> Iterator[None]:
+        """While the block runs, tell the shim that this process waits for the exit and will
+        fire ``exit`` itself, so that it holds the exit command back until
+        :meth:`record_exit_handled` (or until this process is gone, or the block ends)."""
         _write_atomically(paths.exit_waiter, str(os.getpid()))
-
-    @staticmethod
-    def withdraw_waiter(paths: ContainerPaths) -> None:
-        with contextlib.suppress(OSError):
-            if paths.exit_waiter.read_text() == str(os.getpid()):
-                paths.exit_waiter.unlink()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                # another waiter may have announced itself since: its file stays
+                if paths.exit_waiter.read_text() == str(os.getpid()):
+                    paths.exit_waiter.unlink()
 
     @staticmethod
     def record_exit_handled(paths: ContainerPaths, status: ExitStatus, needed: bool) -> None:
