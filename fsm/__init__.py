@@ -11,35 +11,43 @@
 
 from typing import TYPE_CHECKING, Any
 
-from fsm.errors import (
-    AmbiguousReference,
-    BerthError,
-    ConcurrentTransition,
-    ConfigError,
-    DriverError,
-    ImageInUse,
-    InvalidState,
-    NameInUse,
-    NoSuchContainer,
-    NoSuchImage,
-    SchemaOutOfDate,
-    StartFailed,
-    Timeout,
-)
-from fsm.info import ContainerInfo, Event, ImageInfo, TransitionRecord
-
 if TYPE_CHECKING:
+    from fsm.errors import (
+        AmbiguousReference,
+        BerthError,
+        ConcurrentTransition,
+        ConfigError,
+        DriverError,
+        ImageInUse,
+        InvalidState,
+        NameInUse,
+        NoSuchContainer,
+        NoSuchImage,
+        SchemaOutOfDate,
+        StartFailed,
+        Timeout,
+    )
+    from fsm.info import ContainerInfo, Event, ImageInfo, TransitionRecord
     from fsm.orchestrator import Orchestrator
+
+#: where each public name lives: imported on first use, so that importing any ``fsm.`` module
+#: (``berth ps``'s quick path, the exit hook) does not pay for the others; the Orchestrator
+#: pulls in SQLAlchemy and the drivers
+_HOMES = {
+    "Orchestrator": "fsm.orchestrator",
+    "ContainerInfo": "fsm.info",
+    "Event": "fsm.info",
+    "ImageInfo": "fsm.info",
+    "TransitionRecord": "fsm.info",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # the Orchestrator pulls in SQLAlchemy and the drivers: imported on first use, so that
-    # `berth --help` and the exit hook's first lines stay fast
-    if name == "Orchestrator":
-        from fsm.orchestrator import Orchestrator
+    if name not in __all__:
+        raise AttributeError(f"module 'fsm' has no attribute {name!r}")
+    from importlib import import_module
 
-        return Orchestrator
-    raise AttributeError(f"module 'fsm' has no attribute {name!r}")
+    return getattr(import_module(_HOMES.get(name, "fsm.errors")), name)
 
 
 __all__ = [

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from fsm import tables
+
 if TYPE_CHECKING:
     from fsm.info import ContainerInfo, Event
     from fsm.orchestrator import Orchestrator
@@ -341,9 +343,10 @@ def ps(obj: Context, /, show_all: bool, filters: tuple[str, ...], output: str, q
     elif output == "json":
         click.echo(json.dumps([c.to_dict() for c in containers], indent=2))
     else:
-        _table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"],
-               [[c.id[:12], c.image, _short(" ".join(c.config["cmd"]), 30),
-                 _ago(c.created_at), _status(c), c.name] for c in containers])
+        now = datetime.now(UTC)
+        click.echo(tables.render(tables.PS_HEADERS, [
+            tables.ps_cells(c.id, c.image, c.config["cmd"], c.created_at, c.state, c.exit_code,
+                            c.started_at, c.finished_at, c.name, now) for c in containers]))
 
 
 @cli.command()
@@ -395,9 +398,10 @@ def history(obj: Context, /, ref: str, output: str) -> None:
                                 "finished_at": r.finished_at.isoformat(),
                                 "duration": r.duration} for r in records], indent=2))
         return
-    _table(["TRIGGER", "SOURCE", "DEST", "STARTED", "DURATION", "ERROR"],
-           [[r.trigger, r.source, r.dest, r.started_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-             f"{r.duration * 1000:.1f} ms", _short(r.error, 60)] for r in records])
+    click.echo(tables.render(
+        ["TRIGGER", "SOURCE", "DEST", "STARTED", "DURATION", "ERROR"],
+        [[r.trigger, r.source, r.dest, r.started_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+          f"{r.duration * 1000:.1f} ms", tables.short(r.error, 60)] for r in records]))
 
 
 @cli.command()
@@ -553,9 +557,11 @@ def image_ls(obj: Context) -> None:
     \b
     Example: berth image ls
     """
-    _table(["NAME", "IMAGE ID", "DRIVER", "SIZE", "CREATED"],
-           [[i.name, i.id[:12], i.storage_driver, _size(i.size), _ago(i.created_at)]
-            for i in obj.orc.images()])
+    now = datetime.now(UTC)
+    click.echo(tables.render(
+        ["NAME", "IMAGE ID", "DRIVER", "SIZE", "CREATED"],
+        [[i.name, i.id[:12], i.storage_driver, _size(i.size), tables.ago(i.created_at, now)]
+         for i in obj.orc.images()]))
 
 
 @image.command("rm")
@@ -715,35 +721,6 @@ def _follow_log(orc: Orchestrator, container_id: str) -> Iterator[str]:
         if finished:
             return
         time.sleep(0.05)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    # one write: a line per echo costs more than the query on a large ``ps -a``
-    click.echo("\n".join("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
-                         for line in [headers, *rows]))
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _ago(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    seconds = (datetime.now(UTC) - moment).total_seconds()
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return f"{int(seconds)} seconds ago"
-
-
-def _status(c: ContainerInfo) -> str:
-    if c.state == "running":
-        return f"Up {_ago(c.started_at).removesuffix(' ago')}"
-    if c.state in ("exited", "dead"):
-        return f"{c.state.capitalize()} ({c.exit_code}) {_ago(c.finished_at)}".rstrip()
-    return c.state.capitalize()
 
 
 def _size(size: int) -> str:

@@ -14,14 +14,18 @@ Unlike the orchestrator, this path never runs recovery: listing has no side effe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from fsm.info import ContainerInfo
-from fsm.listing import list_containers
+from fsm.listing import fetch_listing, list_containers
 from fsm.revisions import head_revision
+
+if TYPE_CHECKING:
+    from fsm.info import ContainerInfo
+
+_Read = TypeVar("_Read")
 
 #: how long a read waits for a writer holding SQLite's lock (as the engine's busy timeout)
 SQLITE_BUSY_TIMEOUT_S = 10.0
@@ -40,9 +44,17 @@ class DirectReader:
         """What :meth:`fsm.Orchestrator.list` returns, for the same states; ``None`` if the
         database refused (locked past the busy timeout, a read-only WAL index...): the
         orchestrator then reads it, or explains why it cannot."""
+        return self._read(lambda cursor: list_containers(cursor, self.dialect, states))
+
+    def fetch(self, columns: str, states: Sequence[str] | None) -> Sequence[Any] | None:
+        """The listing's rows of ``columns``, as the driver returns them; ``None`` if the
+        database refused."""
+        return self._read(lambda cursor: fetch_listing(cursor, self.dialect, states, columns))
+
+    def _read(self, read: Callable[[Any], _Read]) -> _Read | None:
         try:
             with closing(self.connection.cursor()) as cursor:
-                return list_containers(cursor, self.dialect, states)
+                return read(cursor)
         except self.error:
             return None
 

@@ -18,12 +18,13 @@ backward walk: no sort, however many rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fsm import states
-from fsm.errors import ConfigError
-from fsm.info import ContainerInfo
 from fsm.stored import read_json, read_time
+
+if TYPE_CHECKING:
+    from fsm.info import ContainerInfo
 
 #: a container's columns as read: :class:`ContainerInfo`'s fields in its order (``image_name``
 #: is its ``image``), then the two only :class:`~fsm.container.LiveContainer` holds
@@ -58,6 +59,9 @@ def decode_row(row: Sequence[Any]) -> list[Any]:
 
 def info_from_row(row: Sequence[Any]) -> ContainerInfo:
     """A :class:`ContainerInfo` from a row of :data:`LIVE_COLUMNS`."""
+    # imported here: ``berth ps``'s quick path reads through this module and never builds one
+    from fsm.info import ContainerInfo
+
     return ContainerInfo(*decode_row(row)[:_INFO_FIELDS])
 
 
@@ -68,24 +72,33 @@ def list_states(all: bool, state: str | Iterable[str] | None) -> list[str] | Non
         wanted = [state] if isinstance(state, str) else list(state)
         unknown = [s for s in wanted if s not in states.STATES or s == states.REMOVED]
         if unknown or not wanted:
+            from fsm.errors import ConfigError
+
             raise ConfigError("state", unknown[0] if unknown else wanted,
                               f"one or more of {', '.join(states.STATES[:-1])}")
         return wanted
     return None if all else [states.RUNNING]
 
 
-def list_statement(dialect: str, states: Sequence[str] | None) -> str:
-    """The SELECT for ``states`` (``None``: every container), newest first, with one
-    placeholder per state in the DBAPI's own style (``?`` for sqlite3, ``%s`` for psycopg)."""
+def list_statement(dialect: str, states: Sequence[str] | None, columns: str = LIVE_SELECT) -> str:
+    """The SELECT of ``columns`` (of :data:`LIVE_FROM`) for ``states`` (``None``: every
+    container), newest first, with one placeholder per state in the DBAPI's own style (``?`` for
+    sqlite3, ``%s`` for psycopg)."""
     where = ""
     if states is not None:
         mark = "?" if dialect == "sqlite" else "%s"
         where = f" WHERE c.state IN ({', '.join([mark] * len(states))})"
-    return f"SELECT {LIVE_SELECT} FROM {LIVE_FROM}{where} ORDER BY c.created_at DESC, c.id DESC"
+    return f"SELECT {columns} FROM {LIVE_FROM}{where} ORDER BY c.created_at DESC, c.id DESC"
+
+
+def fetch_listing(cursor: Any, dialect: str, states: Sequence[str] | None,
+                  columns: str = LIVE_SELECT) -> list[Any]:
+    """Run the listing on a DBAPI ``cursor``: its rows, as the driver returns them."""
+    cursor.execute(list_statement(dialect, states, columns), tuple(states or ()))
+    return list(cursor.fetchall())
 
 
 def list_containers(cursor: Any, dialect: str, states: Sequence[str] | None
                     ) -> list[ContainerInfo]:
-    """Run the listing on a DBAPI ``cursor``: what :meth:`fsm.Orchestrator.list` returns."""
-    cursor.execute(list_statement(dialect, states), tuple(states or ()))
-    return [info_from_row(row) for row in cursor.fetchall()]
+    """What :meth:`fsm.Orchestrator.list` returns."""
+    return [info_from_row(row) for row in fetch_listing(cursor, dialect, states)]

@@ -7,8 +7,8 @@ Both resolve the same way for the API and the CLI: an explicit argument, else th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from fsm.errors import ConfigError
 
@@ -17,8 +17,9 @@ DATABASE_URL_ENV = "BERTH_DATABASE_URL"
 NODE_ENV = "BERTH_NODE"
 
 
-@dataclass(frozen=True)
-class Settings:
+# a NamedTuple, not a dataclass: importing dataclasses (and inspect) is a fifth of ``berth
+# ps``'s start-up, and every command resolves its settings
+class Settings(NamedTuple):
     root: Path
     database_url: str
     #: True when the URL is the embedded default: that database is upgraded without asking

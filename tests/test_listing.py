@@ -8,13 +8,16 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from fsm import ConfigError, Orchestrator, StartFailed
+from fsm.cli import main
 from fsm.listing import list_statement
+from fsm.quick_ps import quick_ps
 
 pytestmark = pytest.mark.root
 
@@ -99,3 +102,97 @@ def test_berth_ps_reads_the_database_without_sqlalchemy(orc: Orchestrator, image
     lines = table.stdout.splitlines()
     assert lines[0].split()[:2] == ["CONTAINER", "ID"] and len(lines) == 4
     assert [line.split()[-1] for line in lines[1:]] == ["broken", "done", "idle"]
+
+
+# -- berth ps's quick path (fsm.quick_ps): the same table as the full CLI, without click -------
+
+_QUICK_FORMS = [[], ["-a"], ["--all"], ["-q"], ["--quiet"], ["-aq"], ["-qa", "-a"],
+                ["--all", "--quiet"]]
+
+
+def _age_rows(orc: Orchestrator) -> None:
+    """Move every timestamp days back, so that "N days ago" cannot tick between two prints."""
+    from sqlalchemy import update
+
+    from models.container import Container
+
+    with orc.engine.begin() as connection:
+        for c in orc.list(all=True):
+            moved = {field: getattr(c, field) - timedelta(days=3, hours=5)
+                     for field in ("created_at", "started_at", "finished_at")
+                     if getattr(c, field) is not None}
+            connection.execute(update(Container).where(Container.id == c.id).values(moved))
+
+
+def test_quick_ps_prints_what_the_full_cli_prints(orc: Orchestrator, image: str,
+                                                 database_url: str, root: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _populate(orc, image)
+    running = orc.create(image, ["sleep", "600"], name="serving", network_mode="none")
+    orc.start(running.id)
+    _age_rows(orc)
+    monkeypatch.setenv("BERTH_ROOT", str(root))
+    monkeypatch.setenv("BERTH_DATABASE_URL", database_url)
+    for args in _QUICK_FORMS:
+        quick = quick_ps(args)
+        assert quick is not None, args
+        with pytest.raises(SystemExit) as exited:
+            main(["ps", *args])
+        assert exited.value.code == 0
+        assert (quick + "\n" if quick else "") == capsys.readouterr().out, args
+    table = quick_ps(["-a"])
+    assert table is not None
+    lines = table.splitlines()
+    assert [line.split()[-1] for line in lines[1:]] == ["serving", "broken", "done", "idle"]
+    assert "Up 3 days" in lines[1] and "Exited (3) 3 days ago" in lines[3]
+    assert quick_ps(["-q"]) == running.id[:12]
+
+
+@pytest.mark.parametrize("args", [["--filter", "state=exited"], ["--format", "json"], ["-h"],
+                                  ["--help"], ["-x"], ["-a", "extra"]])
+def test_quick_ps_leaves_every_other_form_to_the_full_cli(orc: Orchestrator, database_url: str,
+                                                          root: Path, args: list[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERTH_ROOT", str(root))
+    monkeypatch.setenv("BERTH_DATABASE_URL", database_url)
+    assert quick_ps([]) is not None  # the database itself is readable
+    assert quick_ps(args) is None
+
+
+_CONSOLE = """
+import atexit, sys
+atexit.register(lambda: print("imported:", sorted(m for m in ("click", "sqlalchemy", "fsm.cli")
+                                                  if m in sys.modules), file=sys.stderr))
+sys.argv = ["berth", *sys.argv[1:]]
+from fsm.console import main
+main()
+"""
+
+
+def test_the_console_script_answers_ps_without_click_or_sqlalchemy(
+        orc: Orchestrator, image: str, database_url: str, root: Path) -> None:
+    _populate(orc, image)
+    env = {**os.environ, "BERTH_DATABASE_URL": database_url, "BERTH_ROOT": str(root)}
+    quick = subprocess.run([sys.executable, "-c", _CONSOLE, "ps", "-a"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert quick.returncode == 0, quick.stderr
+    assert "imported: []" in quick.stderr
+    assert [line.split()[-1] for line in quick.stdout.splitlines()[1:]] == ["broken", "done",
+                                                                            "idle"]
+    full = subprocess.run([sys.executable, "-c", _CONSOLE, "ps", "-a", "--filter", "name=done"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert full.returncode == 0, full.stderr
+    assert "imported: ['click', 'fsm.cli']" in full.stderr
+    assert [line.split()[-1] for line in full.stdout.splitlines()[1:]] == ["done"]
+
+
+def test_the_console_script_hands_a_new_root_to_the_full_cli(tmp_path: Path) -> None:
+    """No database yet: the quick path does not create one; the full CLI does, and lists."""
+    env = {**os.environ, "BERTH_ROOT": str(tmp_path / "fresh")}
+    env.pop("BERTH_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-c", _CONSOLE, "ps"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "'fsm.cli'" in done.stderr and done.stdout.split()[:2] == ["CONTAINER", "ID"]
+    assert (tmp_path / "fresh" / "berth.db").is_file()
