@@ -103,6 +103,8 @@ def start_process(event: EventData) -> None:
 
 
 def _ensure_working_directory(rootfs: Path, working_dir: str) -> None:
+    if not working_dir.strip("/"):
+        return  # the rootfs itself, which the storage driver made (and resolving it is costly)
     target = rootfs / working_dir.lstrip("/")
     # a symlink in the image must not lead the mkdir out of the rootfs
     resolved = target.resolve()

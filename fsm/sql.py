@@ -80,49 +80,51 @@ class SQL:
             pooled, self._held.pooled = self._held.pooled, None
             pooled.close()
 
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
+    def _connection(self) -> tuple[Any, Any]:
+        """The driver's connection: the one held (:meth:`held`), else a fresh checkout, which
+        comes second, for the caller to return to the pool (a plain call rather than one more
+        context manager: this runs for every statement of a transition)."""
         pooled = getattr(self._held, "pooled", None)
         if pooled is not None:
-            yield pooled.driver_connection
-            return
+            return pooled.driver_connection, None
         pooled = self.engine.raw_connection()
-        try:
-            yield pooled.driver_connection
-        finally:
-            pooled.close()
+        return pooled.driver_connection, pooled
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         """A cursor in a write transaction, committed at the end (rolled back on an error).
         SQLite's is ``BEGIN IMMEDIATE``, as ``fsm.database`` begins every transaction."""
-        with self._connection() as connection:
-            cursor = connection.cursor()
-            try:
-                if self.sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
-                yield cursor
-                connection.commit()
-            except BaseException:
-                connection.rollback()
-                raise
-            finally:
-                cursor.close()
+        connection, checked_out = self._connection()
+        cursor = connection.cursor()
+        try:
+            if self.sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            cursor.close()
+            if checked_out is not None:
+                checked_out.close()
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
         """A cursor for lone SELECTs: no transaction around them (PostgreSQL: autocommit, no
         BEGIN/ROLLBACK round trips; SQLite: no write lock)."""
-        with self._connection() as connection:
+        connection, checked_out = self._connection()
+        if not self.sqlite:
+            connection.autocommit = True
+        cursor = connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
             if not self.sqlite:
-                connection.autocommit = True
-            cursor = connection.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-                if not self.sqlite:
-                    connection.autocommit = False
+                connection.autocommit = False
+            if checked_out is not None:
+                checked_out.close()
 
     def live_in_states(self, node: str, states: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
         """This node's rows in ``states``, each with its ``lease_expires_at`` last."""
@@ -167,21 +169,20 @@ def _insert(table: str, columns: Sequence[str], mark: str) -> str:
 
 class _StoredColumns:
     """One table's values as its driver stores them, by SQLAlchemy's bind processor of each
-    model column's type for this dialect."""
+    model column's type for this dialect (``None`` where the driver takes the value as it is:
+    most columns, and skipping the call is a tenth of a transition's Python)."""
 
     def __init__(self, table: FromClause, dialect: Dialect) -> None:
-        self._store: dict[str, Callable[[Any], Any]] = {
-            column.name: column.type.dialect_impl(dialect).bind_processor(dialect) or _unchanged
+        self._store: dict[str, Callable[[Any], Any] | None] = {
+            column.name: column.type.dialect_impl(dialect).bind_processor(dialect)
             for column in table.columns
         }
 
     def values(self, values: Mapping[str, Any]) -> list[Any]:
-        return [self._store[column](value) for column, value in values.items()]
+        store = self._store
+        return [value if (processor := store[column]) is None else processor(value)
+                for column, value in values.items()]
 
     def row(self, values: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
         """``columns`` in order; one missing from ``values`` is NULL."""
-        return tuple(self._store[column](values.get(column)) for column in columns)
-
-
-def _unchanged(value: Any) -> Any:
-    return value
+        return tuple(self.values({column: values.get(column) for column in columns}))
