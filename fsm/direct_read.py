@@ -10,6 +10,10 @@ returns ``None`` and the command goes through :class:`fsm.Orchestrator`, which c
 upgrades or explains (``SchemaOutOfDate``, a refused connection) as every other command does.
 
 Unlike the orchestrator, this path never runs recovery: listing has no side effect.
+
+On PostgreSQL, importing psycopg alone costs more than all the rest of ``berth ps``: the
+console script's quick path (:mod:`fsm.quick_ps`) first asks the ``psql`` client
+(:mod:`fsm.psql_read`), and comes here only where that fails.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ _Read = TypeVar("_Read")
 
 #: how long a read waits for a writer holding SQLite's lock (as the engine's busy timeout)
 SQLITE_BUSY_TIMEOUT_S = 10.0
+#: how long a read waits for PostgreSQL to accept the connection (then the orchestrator explains)
+POSTGRESQL_CONNECT_TIMEOUT_S = 10
 
 
 class DirectReader:
@@ -81,17 +87,25 @@ def open_reader(database_url: str) -> DirectReader | None:
     return reader
 
 
+def libpq_uri(database_url: str) -> str | None:
+    """The libpq URI (``postgresql://...``) of a PostgreSQL ``database_url``; ``None`` for any
+    other database."""
+    scheme, sep, rest = database_url.partition("://")
+    if sep and scheme in ("postgresql", "postgresql+psycopg"):
+        # SQLAlchemy hands the URL's query (host=/run/postgresql, port, sslmode...) to psycopg
+        # as connection parameters; libpq reads the same ones from its own URI form
+        return f"postgresql://{rest}"
+    return None
+
+
 def _connect(url: str) -> tuple[Any, str, type[Exception]] | None:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return None
     if scheme == "sqlite" and "?" not in rest:
         return _connect_sqlite(rest)
-    if scheme in ("postgresql", "postgresql+psycopg"):
-        # SQLAlchemy hands the URL's query (host=/run/postgresql, port, sslmode...) to psycopg
-        # as connection parameters; libpq reads the same ones from its own URI form
-        return _connect_postgresql(f"postgresql://{rest}")
-    return None
+    conninfo = libpq_uri(url)
+    return None if conninfo is None else _connect_postgresql(conninfo)
 
 
 def _connect_sqlite(rest: str) -> tuple[Any, str, type[Exception]] | None:
@@ -117,6 +131,7 @@ def _connect_postgresql(conninfo: str) -> tuple[Any, str, type[Exception]] | Non
     except ImportError:
         return None
     with suppress(Exception):
-        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+        connection = psycopg.connect(conninfo, autocommit=True,
+                                     connect_timeout=POSTGRESQL_CONNECT_TIMEOUT_S)
         return connection, "postgresql", psycopg.Error
     return None

@@ -80,15 +80,28 @@ def list_states(all: bool, state: str | Iterable[str] | None) -> list[str] | Non
     return None if all else [states.RUNNING]
 
 
-def list_statement(dialect: str, states: Sequence[str] | None, columns: str = LIVE_SELECT) -> str:
+def list_statement(dialect: str, states: Sequence[str] | None, columns: str = LIVE_SELECT, *,
+                   inline_states: bool = False) -> str:
     """The SELECT of ``columns`` (of :data:`LIVE_FROM`) for ``states`` (``None``: every
     container), newest first, with one placeholder per state in the DBAPI's own style (``?`` for
-    sqlite3, ``%s`` for psycopg)."""
+    sqlite3, ``%s`` for psycopg); or, with ``inline_states``, the states as SQL literals, for
+    a statement that takes no parameters (``psql``'s ``COPY``, :mod:`fsm.psql_read`)."""
     where = ""
     if states is not None:
-        mark = "?" if dialect == "sqlite" else "%s"
-        where = f" WHERE c.state IN ({', '.join([mark] * len(states))})"
+        if inline_states:
+            marks = [_state_literal(state) for state in states]
+        else:
+            marks = ["?" if dialect == "sqlite" else "%s"] * len(states)
+        where = f" WHERE c.state IN ({', '.join(marks)})"
     return f"SELECT {columns} FROM {LIVE_FROM}{where} ORDER BY c.created_at DESC, c.id DESC"
+
+
+def _state_literal(state: str) -> str:
+    # list_states has checked the names against fsm.states already; this keeps a quote or a
+    # backslash out of the SQL whatever a caller passes (and, unlike an assert, under python -O)
+    if not (state.isascii() and state.isalpha() and state.islower()):
+        raise ValueError(f"not a state name: {state!r}")
+    return f"'{state}'"
 
 
 def fetch_listing(cursor: Any, dialect: str, states: Sequence[str] | None,

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from fsm import ConfigError, Orchestrator, StartFailed
 from fsm.cli import main
 from fsm.listing import list_statement
 from fsm.quick_ps import quick_ps
+from fsm.revisions import head_revision
 
 pytestmark = pytest.mark.root
 
@@ -57,15 +59,18 @@ def test_list_names_an_unknown_state(orc: Orchestrator, state: object) -> None:
     assert raised.value.field == "state" and "running" in raised.value.allowed
 
 
+@pytest.mark.parametrize("inline_states", [False, True], ids=["placeholders", "literals"])
 @pytest.mark.parametrize("states", [["running"], None], ids=["ps", "ps -a"])
 def test_listing_walks_an_index_backwards_instead_of_sorting(orc: Orchestrator,
-                                                             states: list[str] | None) -> None:
+                                                             states: list[str] | None,
+                                                             inline_states: bool) -> None:
     dialect = orc.engine.dialect.name
-    statement = list_statement(dialect, states)
+    statement = list_statement(dialect, states, inline_states=inline_states)
+    parameters = () if inline_states else tuple(states or ())
     with orc.engine.connect() as connection:
         if dialect == "sqlite":
             plan = " / ".join(row[3] for row in connection.exec_driver_sql(
-                f"EXPLAIN QUERY PLAN {statement}", tuple(states or ())))
+                f"EXPLAIN QUERY PLAN {statement}", parameters))
             assert "TEMP B-TREE" not in plan, plan
         else:
             # an empty table is cheapest to scan and sort: forbid that, so the plan shows
@@ -73,10 +78,18 @@ def test_listing_walks_an_index_backwards_instead_of_sorting(orc: Orchestrator,
             connection.execute(text("SET enable_seqscan = off"))
             connection.execute(text("SET enable_sort = off"))
             plan = " / ".join(row[0] for row in connection.exec_driver_sql(
-                f"EXPLAIN {statement}", tuple(states or ())))
+                f"EXPLAIN {statement}", parameters))
             assert "Index Scan Backward" in plan and "Sort" not in plan, plan
     index = "ix_containers_state_created_at_id" if states else "ix_containers_created_at_id"
     assert index in plan, plan
+
+
+def test_the_listing_writes_only_plain_state_names_as_literals() -> None:
+    statement = list_statement("postgresql", ["running", "exited"], "c.id", inline_states=True)
+    assert "WHERE c.state IN ('running', 'exited') ORDER BY" in statement
+    for state in ["it's", "running') OR ('a' = 'a", "", "Running", "r\\", "\u00e9t\u00e9"]:
+        with pytest.raises(ValueError):
+            list_statement("postgresql", [state], "c.id", inline_states=True)
 
 
 _PS_WITHOUT_SQLALCHEMY = """
@@ -124,6 +137,23 @@ def _age_rows(orc: Orchestrator) -> None:
             connection.execute(update(Container).where(Container.id == c.id).values(moved))
 
 
+def _watch_psql(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each of quick_ps's reads through psql answered (False: it fell back to the
+    driver), in order."""
+    import fsm.psql_read
+
+    answered: list[bool] = []
+    read = fsm.psql_read.fetch_listing_through_psql
+
+    def watched(*args: object) -> object:
+        rows = read(*args)  # type: ignore[arg-type]
+        answered.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(fsm.psql_read, "fetch_listing_through_psql", watched)
+    return answered
+
+
 def test_quick_ps_prints_what_the_full_cli_prints(orc: Orchestrator, image: str,
                                                  database_url: str, root: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
@@ -134,6 +164,7 @@ def test_quick_ps_prints_what_the_full_cli_prints(orc: Orchestrator, image: str,
     _age_rows(orc)
     monkeypatch.setenv("BERTH_ROOT", str(root))
     monkeypatch.setenv("BERTH_DATABASE_URL", database_url)
+    through_psql = _watch_psql(monkeypatch)
     for args in _QUICK_FORMS:
         quick = quick_ps(args)
         assert quick is not None, args
@@ -147,6 +178,56 @@ def test_quick_ps_prints_what_the_full_cli_prints(orc: Orchestrator, image: str,
     assert [line.split()[-1] for line in lines[1:]] == ["serving", "broken", "done", "idle"]
     assert "Up 3 days" in lines[1] and "Exited (3) 3 days ago" in lines[3]
     assert quick_ps(["-q"]) == running.id[:12]
+    # on PostgreSQL every form was read by psql, on SQLite none
+    on_postgresql = database_url.startswith("postgresql")
+    assert through_psql == [True] * (len(_QUICK_FORMS) + 2 if on_postgresql else 0)
+
+
+def _fake_psql(directory: Path, script: str) -> str:
+    """A PATH whose psql runs ``script`` (sh)."""
+    directory.mkdir()
+    (directory / "psql").write_text(f"#!/bin/sh\n{script}\n")
+    (directory / "psql").chmod(0o755)
+    return f"{directory}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.pg)],
+                         indirect=True)
+def test_quick_ps_reads_through_the_driver_where_psql_cannot(
+        orc: Orchestrator, image: str, database_url: str, root: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _populate(orc, image)
+    # what CSV must quote, and text that is not ASCII, through psql and the driver alike
+    orc.create(image, ["printf", 'a,"b"\r\n', "\u00e9t\u00e9 \\N"], name="quoted",
+               network_mode="none")
+    _age_rows(orc)
+    monkeypatch.setenv("BERTH_ROOT", str(root))
+    monkeypatch.setenv("BERTH_DATABASE_URL", database_url)
+    through_psql = _watch_psql(monkeypatch)
+    table, ids = quick_ps(["-a"]), quick_ps(["-q", "-a"])
+    assert through_psql == [True, True]
+    with pytest.raises(SystemExit):
+        main(["ps", "-a"])
+    assert table is not None and table + "\n" == capsys.readouterr().out
+    assert "quoted" in table and ids is not None and len(ids.splitlines()) == 4
+    head = head_revision()
+    cannot: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
+        "no psql on PATH": lambda patch: patch.setenv("PATH", str(tmp_path / "nothing")),
+        "psql fails": lambda patch: patch.setenv("PATH", _fake_psql(
+            tmp_path / "failing", "echo 'psql: error: connection refused' >&2; exit 2")),
+        "another schema revision": lambda patch: patch.setattr(
+            "fsm.psql_read.head_revision", lambda: "0000_other"),
+        "output cut short": lambda patch: patch.setenv("PATH", _fake_psql(
+            tmp_path / "cut", f"printf '%s\\n%s' '{head}' 'abc,\"unterminated'")),
+        "rows of another width": lambda patch: patch.setenv("PATH", _fake_psql(
+            tmp_path / "narrow", f"printf '%s\\n%s\\n' '{head}' 'abc,def'")),
+    }
+    for why, break_psql in cannot.items():
+        with monkeypatch.context() as patch:
+            break_psql(patch)
+            through_psql.clear()
+            assert (quick_ps(["-a"]), quick_ps(["-q", "-a"])) == (table, ids), why
+            assert through_psql == [False, False], why
 
 
 @pytest.mark.parametrize("args", [["--filter", "state=exited"], ["--format", "json"], ["-h"],
@@ -162,15 +243,15 @@ def test_quick_ps_leaves_every_other_form_to_the_full_cli(orc: Orchestrator, dat
 
 _CONSOLE = """
 import atexit, sys
-atexit.register(lambda: print("imported:", sorted(m for m in ("click", "sqlalchemy", "fsm.cli")
-                                                  if m in sys.modules), file=sys.stderr))
+atexit.register(lambda: print("imported:", sorted(
+    m for m in ("click", "sqlalchemy", "fsm.cli", "psycopg") if m in sys.modules), file=sys.stderr))
 sys.argv = ["berth", *sys.argv[1:]]
 from fsm.console import main
 main()
 """
 
 
-def test_the_console_script_answers_ps_without_click_or_sqlalchemy(
+def test_the_console_script_answers_ps_without_click_sqlalchemy_or_psycopg(
         orc: Orchestrator, image: str, database_url: str, root: Path) -> None:
     _populate(orc, image)
     env = {**os.environ, "BERTH_DATABASE_URL": database_url, "BERTH_ROOT": str(root)}
@@ -183,7 +264,9 @@ def test_the_console_script_answers_ps_without_click_or_sqlalchemy(
     full = subprocess.run([sys.executable, "-c", _CONSOLE, "ps", "-a", "--filter", "name=done"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert full.returncode == 0, full.stderr
-    assert "imported: ['click', 'fsm.cli']" in full.stderr
+    # the full CLI reads PostgreSQL through psycopg (fsm.direct_read)
+    driver = ["psycopg"] if database_url.startswith("postgresql") else []
+    assert f"imported: {['click', 'fsm.cli', *driver]}" in full.stderr
     assert [line.split()[-1] for line in full.stdout.splitlines()[1:]] == ["done"]
 
 
@@ -196,3 +279,18 @@ def test_the_console_script_hands_a_new_root_to_the_full_cli(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert "'fsm.cli'" in done.stderr and done.stdout.split()[:2] == ["CONTAINER", "ID"]
     assert (tmp_path / "fresh" / "berth.db").is_file()
+
+
+@pytest.mark.parametrize(("conninfo", "without", "password"), [
+    ("postgresql://berth:s%40cr%3At@db.example:5433/berth?sslmode=require",
+     "postgresql://berth@db.example:5433/berth?sslmode=require", {"PGPASSWORD": "s@cr:t"}),
+    ("postgresql://berth:pw@/berth?host=/run/postgresql",
+     "postgresql://berth@/berth?host=/run/postgresql", {"PGPASSWORD": "pw"}),
+    ("postgresql://berth@/berth?host=/tmp", "postgresql://berth@/berth?host=/tmp", {}),
+    ("postgresql:///berth?host=/tmp", "postgresql:///berth?host=/tmp", {}),
+])
+def test_psql_never_gets_the_password_on_its_command_line(conninfo: str, without: str,
+                                                           password: dict[str, str]) -> None:
+    from fsm.psql_read import split_password
+
+    assert split_password(conninfo) == (without, password)
