@@ -49,7 +49,8 @@ from benchmarks._common import (
     print_table,
     spread,
 )
-from fsm import Orchestrator
+from fsm import Orchestrator, states
+from fsm.listing import list_statement
 from models import Image
 
 STATE_MIX = (("exited", 0.78), ("created", 0.10), ("dead", 0.10), ("running", 0.02))
@@ -328,10 +329,13 @@ def measure(name: str, url: str, empty_url: str, root: Path, quick: bool) -> Non
         for op, call in plans:
             with capture.capturing() as seen:
                 call()
-            if op == "orc.recover()":
-                # recovery reads on the driver's cursor (fsm/sql.py), which no engine event sees
-                from fsm import states
-
+            # listing and recovery read on the driver's cursor (fsm/listing.py, fsm/sql.py),
+            # which no engine event sees: their statements are added here
+            if op == "orc.list()":
+                seen.append((list_statement(name, ["running"]), ("running",)))
+            elif op == "orc.list(all=True)":
+                seen.append((list_statement(name, None), ()))
+            elif op == "orc.recover()":
                 seen.append(orc.sql.live_in_states(orc.settings.node,
                                                    [*states.IN_FLIGHT, states.RUNNING]))
             for statement, parameters in seen:
