@@ -95,17 +95,19 @@ class SQL:
         """A cursor in a write transaction, committed at the end (rolled back on an error).
         SQLite's is ``BEGIN IMMEDIATE``, as ``fsm.database`` begins every transaction."""
         connection, checked_out = self._connection()
-        cursor = connection.cursor()
         try:
-            if self.sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-            yield cursor
-            connection.commit()
-        except BaseException:
-            connection.rollback()
-            raise
+            cursor = connection.cursor()
+            try:
+                if self.sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
             if checked_out is not None:
                 checked_out.close()
 
@@ -114,15 +116,17 @@ class SQL:
         """A cursor for lone SELECTs: no transaction around them (PostgreSQL: autocommit, no
         BEGIN/ROLLBACK round trips; SQLite: no write lock)."""
         connection, checked_out = self._connection()
-        if not self.sqlite:
-            connection.autocommit = True
-        cursor = connection.cursor()
         try:
-            yield cursor
-        finally:
-            cursor.close()
             if not self.sqlite:
-                connection.autocommit = False
+                connection.autocommit = True
+            cursor = connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+                if not self.sqlite:
+                    connection.autocommit = False
+        finally:
             if checked_out is not None:
                 checked_out.close()
 
