@@ -11,43 +11,39 @@
 
 from typing import TYPE_CHECKING, Any
 
+from fsm.errors import (
+    AmbiguousReference,
+    BerthError,
+    ConcurrentTransition,
+    ConfigError,
+    DriverError,
+    ImageInUse,
+    InvalidState,
+    NameInUse,
+    NoSuchContainer,
+    NoSuchImage,
+    SchemaOutOfDate,
+    StartFailed,
+    Timeout,
+)
+
 if TYPE_CHECKING:
-    from fsm.errors import (
-        AmbiguousReference,
-        BerthError,
-        ConcurrentTransition,
-        ConfigError,
-        DriverError,
-        ImageInUse,
-        InvalidState,
-        NameInUse,
-        NoSuchContainer,
-        NoSuchImage,
-        SchemaOutOfDate,
-        StartFailed,
-        Timeout,
-    )
     from fsm.info import ContainerInfo, Event, ImageInfo, TransitionRecord
     from fsm.orchestrator import Orchestrator
 
-#: where each public name lives: imported on first use, so that importing any ``fsm.`` module
-#: (``berth ps``'s quick path, the exit hook) does not pay for the others; the Orchestrator
-#: pulls in SQLAlchemy and the drivers
-_HOMES = {
-    "Orchestrator": "fsm.orchestrator",
-    "ContainerInfo": "fsm.info",
-    "Event": "fsm.info",
-    "ImageInfo": "fsm.info",
-    "TransitionRecord": "fsm.info",
-}
+#: imported on first use: the Orchestrator pulls in SQLAlchemy and the drivers, and the records
+#: of fsm.info the dataclasses module (and inspect), a fifth of ``berth ps``'s start-up; the
+#: errors are cheap, and every path imports them anyway
+_LAZY = {"Orchestrator": "fsm.orchestrator", "ContainerInfo": "fsm.info", "Event": "fsm.info",
+         "ImageInfo": "fsm.info", "TransitionRecord": "fsm.info"}
 
 
 def __getattr__(name: str) -> Any:
-    if name not in __all__:
+    if name not in _LAZY:
         raise AttributeError(f"module 'fsm' has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(_HOMES.get(name, "fsm.errors")), name)
+    return getattr(import_module(_LAZY[name]), name)
 
 
 __all__ = [

@@ -54,18 +54,15 @@ class Context:
         """What ``orc.list`` returns; read straight through the database driver when that is
         possible (:mod:`fsm.direct_read`: no SQLAlchemy import, no recovery), else through the
         orchestrator."""
-        from fsm.direct_read import open_reader
-        from fsm.listing import list_states
+        from fsm.direct_read import read_directly
+        from fsm.listing import list_containers, list_states
         from fsm.settings import resolve
 
         wanted = list_states(show_all or bool(states), states or None)
-        reader = None if self._orc else open_reader(resolve(self.root, self.database_url)
-                                                    .database_url)
-        if reader is not None:
-            try:
-                listed = reader.list(wanted)
-            finally:
-                reader.close()
+        if self._orc is None:
+            listed = read_directly(resolve(self.root, self.database_url).database_url,
+                                   lambda cursor, dialect: list_containers(cursor, dialect,
+                                                                           wanted))
             if listed is not None:
                 return listed
         return self.orc.list(all=wanted is None, state=wanted)

@@ -5,7 +5,7 @@ Importing SQLAlchemy, the models and the orchestrator is most of the CLI's cold 
 loops. So ``ps`` first tries this path: open the database with ``sqlite3`` (or ``psycopg``),
 check that its schema is the revision this berth was built for, and run the statement of
 :mod:`fsm.listing`. Whenever that is not plainly possible (no database file yet, a URL with
-options, psycopg missing, a connection refused, another schema revision), :func:`open_reader`
+options, psycopg missing, a connection refused, another schema revision), :func:`read_directly`
 returns ``None`` and the command goes through :class:`fsm.Orchestrator`, which creates,
 upgrades or explains (``SchemaOutOfDate``, a refused connection) as every other command does.
 
@@ -18,16 +18,12 @@ console script's quick path (:mod:`fsm.quick_ps`) first asks the ``psql`` client
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import closing, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from fsm.listing import fetch_listing, list_containers
 from fsm.revisions import head_revision
-
-if TYPE_CHECKING:
-    from fsm.info import ContainerInfo
 
 _Read = TypeVar("_Read")
 
@@ -37,54 +33,30 @@ SQLITE_BUSY_TIMEOUT_S = 10.0
 POSTGRESQL_CONNECT_TIMEOUT_S = 10
 
 
-class DirectReader:
-    """One DBAPI connection, at the head schema revision, for read-only statements."""
-
-    def __init__(self, connection: Any, dialect: str, error: type[Exception]) -> None:
-        self.connection = connection
-        self.dialect = dialect
-        #: the driver's PEP 249 ``Error``: whatever the database refuses
-        self.error = error
-
-    def list(self, states: Sequence[str] | None) -> list[ContainerInfo] | None:
-        """What :meth:`fsm.Orchestrator.list` returns, for the same states; ``None`` if the
-        database refused (locked past the busy timeout, a read-only WAL index...): the
-        orchestrator then reads it, or explains why it cannot."""
-        return self._read(lambda cursor: list_containers(cursor, self.dialect, states))
-
-    def fetch(self, columns: str, states: Sequence[str] | None) -> Sequence[Any] | None:
-        """The listing's rows of ``columns``, as the driver returns them; ``None`` if the
-        database refused."""
-        return self._read(lambda cursor: fetch_listing(cursor, self.dialect, states, columns))
-
-    def _read(self, read: Callable[[Any], _Read]) -> _Read | None:
-        try:
-            with closing(self.connection.cursor()) as cursor:
-                return read(cursor)
-        except self.error:
-            return None
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-def open_reader(database_url: str) -> DirectReader | None:
-    """A reader for ``database_url``, or ``None`` where the orchestrator must do it."""
+def read_directly(database_url: str, read: Callable[[Any, str], _Read]) -> _Read | None:
+    """``read(cursor, dialect)`` on a connection of its own, once the schema is at the head
+    revision; ``None`` where that is not plainly possible, or the database refused the read
+    (locked past the busy timeout, a read-only WAL index...): the orchestrator then reads it,
+    or explains why it cannot."""
     opened = _connect(database_url)
     if opened is None:
         return None
-    reader = DirectReader(*opened)
+    connection, dialect, error = opened
     try:
-        with closing(reader.connection.cursor()) as cursor:
-            cursor.execute("SELECT version_num FROM alembic_version")
-            revisions = cursor.fetchall()
-    except Exception:  # no such table, locked...: the orchestrator explains it
-        reader.close()
-        return None
-    if revisions != [(head_revision(),)]:
-        reader.close()
-        return None
-    return reader
+        with closing(connection.cursor()) as cursor:
+            try:
+                cursor.execute("SELECT version_num FROM alembic_version")
+                revisions = cursor.fetchall()
+            except Exception:  # no such table, locked...: the orchestrator explains it
+                return None
+            if revisions != [(head_revision(),)]:
+                return None
+            try:
+                return read(cursor, dialect)
+            except error:
+                return None
+    finally:
+        connection.close()
 
 
 def libpq_uri(database_url: str) -> str | None:

@@ -66,7 +66,8 @@ def _fetch(database_url: str, columns: str, states: Sequence[str] | None
            ) -> Sequence[Sequence[Any]] | None:
     """The listing's rows of ``columns``: through ``psql`` on PostgreSQL, else (or if that
     fails) through the driver; ``None`` where neither can plainly read the database."""
-    from fsm.direct_read import libpq_uri, open_reader
+    from fsm.direct_read import libpq_uri, read_directly
+    from fsm.listing import fetch_listing
 
     conninfo = libpq_uri(database_url)
     if conninfo is not None:
@@ -75,10 +76,5 @@ def _fetch(database_url: str, columns: str, states: Sequence[str] | None
         rows = fetch_listing_through_psql(conninfo, columns, states)
         if rows is not None:
             return rows
-    reader = open_reader(database_url)
-    if reader is None:
-        return None
-    try:
-        return reader.fetch(columns, states)
-    finally:
-        reader.close()
+    return read_directly(database_url,
+                         lambda cursor, dialect: fetch_listing(cursor, dialect, states, columns))
