@@ -61,7 +61,7 @@ from benchmarks.null_drivers import (
     plug_null_drivers,
 )
 from fsm import Orchestrator
-from fsm.database import open_engine
+from fsm.database import PING_AFTER_IDLE_S, open_engine
 
 TRANSITIONS_PER_LIFECYCLE = 7
 COMMITS_PER_LIFECYCLE = 8
@@ -299,8 +299,9 @@ def print_statements(counter: StatementCounter, lifecycles: int, postgres: bool)
         print("  on SQLite every write transaction opens with BEGIN IMMEDIATE; reads run alone "
               "(autocommit: no BEGIN, no write lock)")
     if postgres:
-        print("  on PostgreSQL every checkout also pings (pool_pre_ping=True: a round trip the "
-              "cursor does not see); reads run in autocommit (no BEGIN/ROLLBACK)")
+        print("  on PostgreSQL a checkout pings only a connection idle for more than "
+              f"{PING_AFTER_IDLE_S:g} s (a round trip the cursor does not see; none here); reads "
+              "run in autocommit (no BEGIN/ROLLBACK)")
     print("\n  the SELECTs, per lifecycle:")
     for text, count in counter.selects.most_common(8):
         print(f"  {count / lifecycles:5.1f}  {text}")

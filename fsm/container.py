@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from drivers.network import Attachment
 from drivers.runtime.bundle import BundleSpec
+from drivers.runtime.oci import ContainerPaths
 from fsm.info import ContainerInfo
 from fsm.listing import LIVE_COLUMNS, decode_row
 
@@ -55,6 +57,11 @@ class LiveContainer:
     rootfs: str | None = None
     attachment: Attachment | None = None
     bundle: BundleSpec | None = None
+
+    @cached_property
+    def paths(self) -> ContainerPaths:
+        """Where its files are (the steps of one operation ask several times)."""
+        return self.orc.paths(self.id)
 
     @classmethod
     def from_stored(cls, orc: Orchestrator, row: Sequence[Any]) -> LiveContainer:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError, NoSuchModuleError
 
 from fsm.errors import BerthError, ConfigError, SchemaOutOfDate
 from fsm.revisions import head_revision, migrations_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: a PostgreSQL connection idle for longer is pinged before use (:func:`_ping_when_idle`)
+PING_AFTER_IDLE_S = 1.0
 
 
 def open_engine(url: str) -> Engine:
@@ -34,12 +37,46 @@ def open_engine(url: str) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(parsed, pool_use_lifo=True)
         except (NoSuchModuleError, ImportError) as error:
             raise ConfigError(
                 "database_url", url, "a PostgreSQL URL needs psycopg: pip install 'berth[postgres]'"
             ) from error
+        _ping_when_idle(engine)
+        return engine
     raise ConfigError("database_url", url, "a sqlite:/// or postgresql:// URL")
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, except for a connection back in use within
+    :data:`PING_AFTER_IDLE_S` of its last use.
+
+    An operation checks out once, so a pre-ping is one more round trip per operation (a tenth of
+    a lifecycle's time on PostgreSQL, ``benchmarks/fsm_overhead.py``). A connection the server
+    dropped (a restart, an idle timeout) has sat idle through that; the pings still find it, and
+    the pool replaces every connection as old. What this does not find is a connection dropped
+    within the last second (as no pre-ping finds one dropped just after it): an operation's first
+    statement, always the read of its row, then fails before any side effect, and the pool
+    replaces that connection. ``tests/test_reconnect.py`` shows both.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return  # just connected, or in use a moment ago
+        dialect = engine.dialect
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # as pre-ping does: every connection older than this one goes too
+                raise InvalidatePoolError() from error
+            raise
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
@@ -52,7 +89,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         # created here so it is 0600 from the start: it holds every container's environment
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                           pool_use_lifo=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

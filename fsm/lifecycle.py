@@ -95,7 +95,7 @@ def start_process(event: EventData) -> None:
     assert container.bundle is not None
     orc = container.orc
     with host_errors():
-        pid = orc.runtime.start(container.bundle, orc.paths(container.id),
+        pid = orc.runtime.start(container.bundle, container.paths,
                                 on_exit=orc.exit_command(container.id), on_exit_env=orc.exit_env())
     crash_point("start.after_process")
     container.set(pid=pid, started_at=utcnow(), has_been_started_before=True)
@@ -140,12 +140,18 @@ def _ipc_mounts(container: LiveContainer) -> list[Mount]:
             return [Mount("/dev/shm", "bind", "/dev/shm", ("rbind", "rw"))]
         return [Mount("/dev/shm", "bind", str(container.orc.paths(target.id).shm),
                       ("rbind", "rw"))]
-    shm = container.orc.paths(container.id).shm
+    shm = container.paths.shm
     size = container.host_config.get("shm_size") or DEFAULT_SHM_SIZE
     with host_errors():
         mount_shm(shm, size)
     crash_point("start.after_shm")
     return [Mount("/dev/shm", "bind", str(shm), ("rbind", "rw"))]
+
+
+def _has_own_shm(ipc_mode: str) -> bool:
+    """Whether the container mounts a /dev/shm of its own: the host's IPC namespace has the
+    host's, and a joiner binds its owner's."""
+    return not (ipc_mode == "host" or ipc_mode.startswith("container:"))
 
 
 def _tmpfs_mounts(tmpfs: dict[str, str]) -> list[Mount]:
@@ -166,7 +172,7 @@ def _hosts_mount(container: LiveContainer) -> list[Mount]:
     assert container.attachment is not None
     if container.attachment.netns_path is None:
         return []
-    hosts = container.orc.paths(container.id).root / "hosts"
+    hosts = container.paths.root / "hosts"
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     if container.attachment.ip:
         lines.append(f"{container.attachment.ip}\t{container.id[:12]} {container.name}")
@@ -199,7 +205,7 @@ def stop_process(container: LiveContainer) -> None:
     """Kill and delete the runtime's container, and its bundle (the logs stay)."""
     with host_errors():
         container.orc.runtime.delete(container.id)
-    shutil.rmtree(container.orc.paths(container.id).bundle, ignore_errors=True)
+    shutil.rmtree(container.paths.bundle, ignore_errors=True)
     crash_point("undo.after_stop_process")
 
 
@@ -211,8 +217,10 @@ def release_network(container: LiveContainer) -> None:
 
 @_undo_step
 def release_ipc(container: LiveContainer) -> None:
+    if not _has_own_shm(container.host_config["ipc_mode"]):
+        return
     with host_errors():
-        unmount_shm(container.orc.paths(container.id).shm)
+        unmount_shm(container.paths.shm)
 
 
 @_undo_step
@@ -259,5 +267,5 @@ def remove_layer(event: EventData) -> None:
     with host_errors():
         container.orc.storage.remove(container.id)
     crash_point("remove.after_remove_layer")
-    shutil.rmtree(container.orc.paths(container.id).root, ignore_errors=True)
+    shutil.rmtree(container.paths.root, ignore_errors=True)
     container.emit("destroy")

@@ -119,6 +119,7 @@ class Orchestrator:
         if not lease_seconds > 0:
             raise ConfigError("lease_seconds", lease_seconds, "a positive number of seconds")
         self.settings = resolve(root, database_url)
+        self._containers_dir = self.settings.containers_dir
         self.engine = open_engine(self.settings.database_url)
         #: the same pool, for lone SELECTs: no transaction around them, no SQLite write lock
         self.reader = reader(self.engine)
@@ -162,7 +163,7 @@ class Orchestrator:
 
     def paths(self, container_id: str) -> ContainerPaths:
         """Where a container's files are: ``paths(id).log`` is its stdout and stderr."""
-        return ContainerPaths(self.settings.container_dir(container_id))
+        return ContainerPaths(self._containers_dir / container_id)
 
     def exit_command(self, container_id: str) -> list[str]:
         """What the shim runs when the process has ended (the exit code is appended)."""
@@ -555,13 +556,10 @@ class Orchestrator:
     def _load(self, ref: str) -> LiveContainer:
         _check_ref(ref)
         # a full id or a name is one query; only an id prefix needs resolving first
-        with self.sql.reading() as cursor:
-            cursor.execute(self.sql.select_live, (ref, ref))
-            row = cursor.fetchone()
-            if row is None:
-                container_id = self._resolve_prefix(ref)
-                cursor.execute(self.sql.select_live, (container_id, container_id))
-                row = cursor.fetchone()
+        row = self.sql.fetch_one(self.sql.select_live, (ref, ref))
+        if row is None:
+            container_id = self._resolve_prefix(ref)
+            row = self.sql.fetch_one(self.sql.select_live, (container_id, container_id))
         if row is None:
             raise NoSuchContainer(ref)
         return LiveContainer.from_stored(self, row)
@@ -601,18 +599,14 @@ class Orchestrator:
     def _image(self, ref: str) -> ImageInfo:
         if not isinstance(ref, str) or not ref:
             raise ConfigError("image", ref, "an image name (see `berth image ls`)")
-        with self.sql.reading() as cursor:
-            cursor.execute(self.sql.select_image, (ref, ref))
-            row = cursor.fetchone()
+        row = self.sql.fetch_one(self.sql.select_image, (ref, ref))
         if row is None:
             raise NoSuchImage(ref)
         image_id, name, size, storage_driver, created_at = row
         return ImageInfo(image_id, name, size, storage_driver, read_time(created_at))
 
     def _check_name_free(self, name: str) -> None:
-        with self.sql.reading() as cursor:
-            cursor.execute(self.sql.select_id_by_name, (name,))
-            owner = cursor.fetchone()
+        owner = self.sql.fetch_one(self.sql.select_id_by_name, (name,))
         if owner is not None:
             raise NameInUse("container", name, owner[0])
 

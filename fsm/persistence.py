@@ -10,7 +10,7 @@ ever open across one.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from drivers.crashpoints import crash_point
 from fsm import states
@@ -28,39 +28,40 @@ def commit_transition(event: EventData) -> None:
     the state unmoved) when someone else moved the row first. The statements are
     :class:`fsm.sql.SQL`'s, on the driver's cursor."""
     container = cast("LiveContainer", event.model)
-    assert event.transition is not None and event.event is not None
-    source, dest, trigger = event.transition.source, event.transition.dest, event.event.name
+    transition = event.transition
+    assert transition is not None and transition.dest is not None and event.event is not None
+    source, dest, trigger = transition.source, transition.dest, event.event.name
     orc = container.orc
     sql = orc.sql
+    owner = orc.owner
     now = utcnow()
     values = dict(container.changes)
-    values["version"] = container.version + 1
+    values["version"] = version = container.version + 1
     if dest in states.IN_FLIGHT:
-        values["owner"] = orc.owner
+        values["owner"] = owner
         values["lease_expires_at"] = now + timedelta(seconds=orc.lease_seconds)
     else:
         values["owner"] = None
         values["lease_expires_at"] = None
+    if dest == states.REMOVED:
+        change: tuple[str, Any] = (sql.delete_if_unmoved, (container.id, container.version, source))
+    else:
+        values["state"] = dest
+        change = sql.compare_and_swap(values, container.id, container.version, source)
+    audit = sql.audit_row(container.id, trigger, source, dest,
+                          container.trigger_started_at or now, now,
+                          values.get("error", "") if trigger == "fail" else "", owner)
     with sql.transaction() as cursor:
-        if dest == states.REMOVED:
-            cursor.execute(sql.delete_if_unmoved, (container.id, container.version, source))
-        else:
-            values["state"] = dest
-            cursor.execute(*sql.compare_and_swap(values, container.id, container.version, source))
+        cursor.execute(*change)
         if cursor.rowcount != 1:
             raise ConcurrentTransition(container.id, trigger, source)
-        cursor.execute(sql.insert_audit, sql.audit_row({
-            "container_id": container.id, "trigger": trigger, "source": source, "dest": dest,
-            "started_at": container.trigger_started_at or now, "finished_at": now,
-            "error": values.get("error", "") if trigger == "fail" else "",
-            "actor": orc.owner,
-        }))
+        cursor.execute(sql.insert_audit, audit)
         if container.events:
             cursor.executemany(sql.insert_event,
                                sql.event_rows(now, container.id, container.events))
     crash_point(f"commit.{trigger}")
     container.owner = values["owner"]
-    container.applied(values["version"])
+    container.applied(version)
 
 
 def renew_lease(container: LiveContainer) -> bool:

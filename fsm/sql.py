@@ -18,13 +18,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import Engine, FromClause
 from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 from fsm.listing import LIVE_FROM, LIVE_SELECT
 from models import Container, ContainerEvent, TransitionAudit
+from models.base import UTCDateTime, naive_utc, sqlite_stored_time
 
 _AUDIT_COLUMNS = ("container_id", "trigger", "source", "dest", "started_at", "finished_at",
                   "error", "actor")
@@ -38,11 +41,15 @@ class SQL:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
-        #: PEP 249: each driver module has its own IntegrityError
+        #: PEP 249: each driver module has its own exceptions
         self.IntegrityError: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
+        self.Error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._containers = _StoredColumns(Container.__table__, engine.dialect)
         self._transitions = _StoredColumns(TransitionAudit.__table__, engine.dialect)
         self._events = _StoredColumns(ContainerEvent.__table__, engine.dialect)
+        self._container_row = self._containers.row_of(_CONTAINER_COLUMNS)
+        self._audit_row = self._transitions.row_of(_AUDIT_COLUMNS)
+        self._event_row = self._events.row_of(_EVENT_COLUMNS)
         self._updates: dict[tuple[str, ...], str] = {}
         #: the connection an operation holds (:meth:`held`), per thread
         self._held = threading.local()
@@ -68,7 +75,7 @@ class SQL:
     def held(self) -> Iterator[None]:
         """Keep one pooled connection for this thread's statements until the block ends: an
         operation (load, then several transitions) checks out once instead of per statement
-        (on PostgreSQL each checkout pings the server). No transaction stays open across the
+        (on PostgreSQL a checkout may ping the server). No transaction stays open across the
         block's side effects: only the connection is kept."""
         if getattr(self._held, "pooled", None) is not None:
             yield
@@ -124,11 +131,42 @@ class SQL:
                 yield cursor
             finally:
                 cursor.close()
-                if not self.sqlite:
+                if not self.sqlite and not connection.closed:
                     connection.autocommit = False
         finally:
             if checked_out is not None:
                 checked_out.close()
+
+    def fetch_one(self, statement: str, params: Sequence[Any]) -> Any:
+        """The first row of a lone SELECT, or None.
+
+        On PostgreSQL a connection in use within the last second is not pinged
+        (:func:`fsm.database._ping_when_idle`); if the server has dropped it since (a restart),
+        this read, an operation's first statement, fails before any side effect. It is then
+        read again once, on a new pool: every pooled connection is as old."""
+        for attempt in (1, 2):
+            connection = None
+            try:
+                with self.reading() as cursor:
+                    connection = cursor.connection
+                    cursor.execute(statement, params)
+                    return cursor.fetchone()
+            except self.Error as error:
+                if attempt == 2 or self.sqlite or not self.engine.dialect.is_disconnect(
+                        cast(Any, error), connection, None):
+                    raise
+            self._replace_pool()
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _replace_pool(self) -> None:
+        """After a lost server connection: a new pool, and a new connection for the operation
+        holding the lost one (which SQLAlchemy closes)."""
+        held = getattr(self._held, "pooled", None)
+        if held is not None:
+            held.invalidate()
+        self.engine.dispose()
+        if held is not None:
+            self._held.pooled = self.engine.raw_connection()
 
     def live_in_states(self, node: str, states: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
         """This node's rows in ``states``, each with its ``lease_expires_at`` last."""
@@ -152,17 +190,21 @@ class SQL:
         """``containers`` column values as the driver stores them."""
         return self._containers.values(values)
 
-    def container_row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    def container_row(self, values: Mapping[str, Any]) -> list[Any]:
         """Every column of a new ``containers`` row, in ``insert_container``'s order."""
-        return self._containers.row(values, _CONTAINER_COLUMNS)
+        return self._container_row([values.get(column) for column in _CONTAINER_COLUMNS])
 
-    def audit_row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return self._transitions.row(values, _AUDIT_COLUMNS)
+    def audit_row(self, container_id: str, trigger: str, source: str, dest: str,
+                  started_at: datetime, finished_at: datetime, error: str,
+                  actor: str) -> list[Any]:
+        """A ``transitions`` row, in ``insert_audit``'s order."""
+        return self._audit_row([container_id, trigger, source, dest, started_at, finished_at,
+                                error, actor])
 
-    def event_rows(self, time: Any, container_id: str,
-                   events: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[Any, ...]]:
-        return [self._events.row({"time": time, "container_id": container_id, "action": action,
-                                  "attributes": attributes}, _EVENT_COLUMNS)
+    def event_rows(self, time: datetime, container_id: str,
+                   events: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
+        """``events`` rows, in ``insert_event``'s order."""
+        return [self._event_row([time, container_id, action, attributes])
                 for action, attributes in events]
 
 
@@ -174,12 +216,14 @@ def _insert(table: str, columns: Sequence[str], mark: str) -> str:
 class _StoredColumns:
     """One table's values as its driver stores them, by SQLAlchemy's bind processor of each
     model column's type for this dialect (``None`` where the driver takes the value as it is:
-    most columns, and skipping the call is a tenth of a transition's Python)."""
+    most columns, and skipping the call is a tenth of a transition's Python). A
+    :class:`~models.base.UTCDateTime` on SQLite is stored by
+    :func:`~models.base.sqlite_stored_time`, the same text at a sixth of the cost
+    (``tests/test_sql.py`` compares the two)."""
 
     def __init__(self, table: FromClause, dialect: Dialect) -> None:
         self._store: dict[str, Callable[[Any], Any] | None] = {
-            column.name: column.type.dialect_impl(dialect).bind_processor(dialect)
-            for column in table.columns
+            column.name: _processor(column.type, dialect) for column in table.columns
         }
 
     def values(self, values: Mapping[str, Any]) -> list[Any]:
@@ -187,6 +231,21 @@ class _StoredColumns:
         return [value if (processor := store[column]) is None else processor(value)
                 for column, value in values.items()]
 
-    def row(self, values: Mapping[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
-        """``columns`` in order; one missing from ``values`` is NULL."""
-        return tuple(self.values({column: values.get(column) for column in columns}))
+    def row_of(self, columns: Sequence[str]) -> Callable[[list[Any]], list[Any]]:
+        """A function storing a row of ``columns``' values, given in that order (in place)."""
+        processed = [(index, processor) for index, column in enumerate(columns)
+                     if (processor := self._store[column]) is not None]
+
+        def row(values: list[Any]) -> list[Any]:
+            for index, processor in processed:
+                values[index] = processor(values[index])
+            return values
+
+        return row
+
+
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    if isinstance(type_, UTCDateTime):
+        return sqlite_stored_time if dialect.name == "sqlite" else naive_utc
+    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    return processor

@@ -33,11 +33,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: berth stores UTC, pass an aware datetime")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
@@ -50,3 +46,32 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """How :class:`UTCDateTime` hands a timestamp to the driver: naive, in UTC."""
+    if value is None:
+        return None
+    zone = value.tzinfo
+    if zone is None:
+        raise ValueError(f"naive datetime {value!r}: berth stores UTC, pass an aware datetime")
+    return (value if zone is UTC else value.astimezone(UTC)).replace(tzinfo=None)
+
+
+#: the last timestamp :func:`sqlite_stored_time` stored, and its text: a transition stores the
+#: same ``now`` three or four times (audit row, events, lease)
+_last_stored: tuple[datetime | None, str | None] = (None, None)
+
+
+def sqlite_stored_time(value: datetime | None) -> str | None:
+    """The text SQLAlchemy's SQLite ``DATETIME`` stores for a :class:`UTCDateTime`:
+    ``YYYY-MM-DD HH:MM:SS.ffffff``, always six digits of microseconds (fixed width, so the text
+    sorts as the time does). The same as its bind processor, at a sixth of the cost."""
+    global _last_stored
+    last, text = _last_stored
+    if value is last:
+        return text
+    naive = naive_utc(value)
+    text = None if naive is None else naive.isoformat(" ", "microseconds")
+    _last_stored = (value, text)
+    return text

@@ -97,3 +97,23 @@ def test_a_lease_renewal_moves_only_our_in_flight_row(orc: Orchestrator, image: 
     finally:
         orc._fire(container, "fail", error="test over")
     assert orc.get(created.id).state == "dead"
+
+
+def test_a_lost_compare_and_swap_writes_nothing(orc: Orchestrator, image: str) -> None:
+    from fsm.errors import ConcurrentTransition
+
+    created = orc.create(image, ["true"], network_mode="none")
+    stale = orc._load(created.id)
+    stale.set(error="must not be written")
+    stale.emit("probe")
+    orc.stop(created.id)  # a stop of a created container bumps nothing...
+    orc._set_manually_stopped(created.id)  # ...this does: the row moves to version 2
+    before = (orc.history(created.id), orc.events(container=created.id))
+    with pytest.raises(ConcurrentTransition):
+        orc._fire(stale, "remove")
+    assert (orc.history(created.id), orc.events(container=created.id)) == before
+    assert stale.state == "created" and stale.version == 1
+    assert stale.changes == {"error": "must not be written"} and len(stale.events) == 1
+    row = orc.get(created.id)
+    assert (row.state, row.error) == ("created", "")
+    orc.remove(created.id)

@@ -1,0 +1,66 @@
+"""A PostgreSQL server that drops berth's connections (a restart, an idle timeout, an operator's
+``pg_terminate_backend``): the next operation still works. A connection idle for more than
+``fsm.database.PING_AFTER_IDLE_S`` is pinged before use; one in use more recently is not, and
+the operation's first read, finding it gone, is read again on a new pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fsm import Orchestrator, database
+from fsm.errors import NoSuchContainer, NoSuchImage
+from tests.postgres_server import PostgresServer
+
+pytestmark = pytest.mark.pg
+
+_names = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_orc(postgres: PostgresServer, tmp_path: Path) -> Iterator[Orchestrator]:
+    url = postgres.create_database(f"berth_reconnect_{next(_names)}")
+    orchestrator = Orchestrator(database_url=url, root=tmp_path / "root", storage="vfs")
+    yield orchestrator
+    orchestrator.close()
+
+
+def _drop_connections(server: PostgresServer, orc: Orchestrator) -> int:
+    """Terminate every server process of the orchestrator's database, as a restart would."""
+    import psycopg
+
+    database = orc.engine.url.database
+    with psycopg.connect(host=str(server.socket_dir), port=server.port, user=server.user,
+                         dbname="postgres", autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+            (database,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_connection_dropped_while_idle_is_found_by_the_ping(
+        postgres: PostgresServer, pg_orc: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(NoSuchContainer):
+        pg_orc.get("nothing-here")
+    assert _drop_connections(postgres, pg_orc) >= 1
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 0.0)  # every reused connection is idle
+    assert pg_orc.list(all=True) == []  # a read outside fetch_one: only the ping can save it
+    assert pg_orc.events() == []
+
+
+def test_a_connection_dropped_within_the_idle_window_is_read_again(
+        postgres: PostgresServer, pg_orc: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 3600.0)  # no ping at all
+    with pytest.raises(NoSuchContainer):
+        pg_orc.get("nothing-here")
+    assert _drop_connections(postgres, pg_orc) >= 1
+    # the operation's first read (fsm.sql.SQL.fetch_one) finds the connection gone, and reads
+    # again on a new pool: the caller sees the answer, not the lost connection
+    with pytest.raises(NoSuchContainer):
+        pg_orc.get("nothing-here")
+    with pytest.raises(NoSuchImage):
+        pg_orc.create("nothing-here", ["true"])
+    assert pg_orc.list(all=True) == []
