@@ -256,8 +256,8 @@ class Orchestrator:
         try:
             with self.sql.transaction() as cursor:
                 cursor.execute(self.sql.insert_container, self.sql.container_row(row))
-                cursor.executemany(self.sql.insert_event, self.sql.event_rows(
-                    now, container_id, [("create", {"image": image_row.name, "name": name})]))
+                self.sql.insert_events(cursor, now, container_id,
+                                       [("create", {"image": image_row.name, "name": name})])
         except self.sql.IntegrityError as error:
             with host_errors():
                 self.storage.remove(container_id)

@@ -57,8 +57,7 @@ def commit_transition(event: EventData) -> None:
             raise ConcurrentTransition(container.id, trigger, source)
         cursor.execute(sql.insert_audit, audit)
         if container.events:
-            cursor.executemany(sql.insert_event,
-                               sql.event_rows(now, container.id, container.events))
+            sql.insert_events(cursor, now, container.id, container.events)
     crash_point(f"commit.{trigger}")
     container.owner = values["owner"]
     container.applied(version)

@@ -201,11 +201,17 @@ class SQL:
         return self._audit_row([container_id, trigger, source, dest, started_at, finished_at,
                                 error, actor])
 
-    def event_rows(self, time: datetime, container_id: str,
-                   events: Sequence[tuple[str, dict[str, Any]]]) -> list[list[Any]]:
-        """``events`` rows, in ``insert_event``'s order."""
-        return [self._event_row([time, container_id, action, attributes])
+    def insert_events(self, cursor: Any, time: datetime, container_id: str,
+                      events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Append ``events`` (action, attributes) in the cursor's transaction. One event, the
+        usual case, is a plain execute: psycopg runs ``executemany`` in a pipeline of its own,
+        two more exchanges with the server."""
+        rows = [self._event_row([time, container_id, action, attributes])
                 for action, attributes in events]
+        if len(rows) == 1:
+            cursor.execute(self.insert_event, rows[0])
+        else:
+            cursor.executemany(self.insert_event, rows)
 
 
 def _insert(table: str, columns: Sequence[str], mark: str) -> str:
