@@ -7,8 +7,9 @@ of the same commits written by hand (``benchmarks/fsm_overhead.py``). The statem
 fixed and simple, so they are written out here and executed with the driver's cursor, on a
 connection checked out from the engine's pool (the pragmas of ``fsm.database`` apply) — the
 models and migrations stay the schema's only definition: each value is stored by SQLAlchemy's own
-bind processor for its model column's type (``UTCDateTime`` to naive UTC, text on SQLite; JSON;
-booleans as 0/1 on SQLite), so a row written here is the row the ORM would write.
+bind processor for its model column's type (JSON; booleans as 0/1 on SQLite), or for
+``UTCDateTime`` by the type's own conversion (naive UTC; on SQLite the text SQLAlchemy writes,
+``tests/test_stored_time.py``), so a row written here is the row the ORM would write.
 
 Everything else (listing aside, :mod:`fsm.listing`) still goes through SQLAlchemy.
 """
@@ -225,7 +226,7 @@ class _StoredColumns:
     most columns, and skipping the call is a tenth of a transition's Python). A
     :class:`~models.base.UTCDateTime` on SQLite is stored by
     :func:`~models.base.sqlite_stored_time`, the same text at a sixth of the cost
-    (``tests/test_sql.py`` compares the two)."""
+    (``tests/test_stored_time.py`` compares the two)."""
 
     def __init__(self, table: FromClause, dialect: Dialect) -> None:
         self._store: dict[str, Callable[[Any], Any] | None] = {
