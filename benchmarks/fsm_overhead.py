@@ -263,6 +263,11 @@ class StatementCounter:
         engine = orc.engine
         counter = self
         hooked: set[int] = set()
+        if engine.dialect.name == "sqlite":
+            # the transitions run on this thread's own connection, outside the pool
+            own = orc.sql.thread_connection()
+            own.set_trace_callback(self.seen)
+            hooked.add(id(own))
 
         @event.listens_for(engine.pool, "checkout")
         def _checkout(dbapi_connection: Any, *_args: Any) -> None:
@@ -327,7 +332,8 @@ def print_statements(counter: StatementCounter, lifecycles: int, postgres: bool)
           "6 UPDATE, 1 DELETE per lifecycle")
     if not postgres:
         print("  on SQLite every write transaction opens with BEGIN IMMEDIATE; reads run alone "
-              "(autocommit: no BEGIN, no write lock)")
+              "(autocommit: no BEGIN, no write lock); each thread keeps its own connection, "
+              "outside the pool (no checkouts)")
     if postgres:
         print("  on PostgreSQL a checkout pings only a connection idle for more than "
               f"{PING_AFTER_IDLE_S:g} s (a round trip the cursor does not see; none here); reads "

@@ -538,6 +538,7 @@ class Orchestrator:
     def close(self) -> None:
         """Stop renewing leases and close database connections (containers keep running)."""
         self.leases.stop()
+        self.sql.close()
         self.engine.dispose()
 
     def __enter__(self) -> Orchestrator:

@@ -16,6 +16,7 @@ Everything else (listing aside, :mod:`fsm.listing`) still goes through SQLAlchem
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ _AUDIT_COLUMNS = ("container_id", "trigger", "source", "dest", "started_at", "fi
                   "error", "actor")
 _EVENT_COLUMNS = ("time", "container_id", "action", "attributes")
 _CONTAINER_COLUMNS = tuple(column.name for column in Container.__table__.columns)
+#: SQLite connections a forked child inherited: kept open and unused (:meth:`SQL.thread_connection`)
+_LEFT_BY_PARENT: list[Any] = []
 
 
 class SQL:
@@ -77,8 +80,9 @@ class SQL:
         """Keep one pooled connection for this thread's statements until the block ends: an
         operation (load, then several transitions) checks out once instead of per statement
         (on PostgreSQL a checkout may ping the server). No transaction stays open across the
-        block's side effects: only the connection is kept."""
-        if getattr(self._held, "pooled", None) is not None:
+        block's side effects: only the connection is kept. (On SQLite each thread keeps its
+        own connection anyway: :meth:`thread_connection`.)"""
+        if self.sqlite or getattr(self._held, "pooled", None) is not None:
             yield
             return
         self._held.pooled = self.engine.raw_connection()
@@ -88,10 +92,38 @@ class SQL:
             pooled, self._held.pooled = self._held.pooled, None
             pooled.close()
 
+    def thread_connection(self) -> Any:
+        """SQLite: this thread's own connection, opened once through the engine (so its pragmas
+        apply) and kept, outside the pool: a checkout and checkin per operation cost a tenth of
+        a lifecycle (``benchmarks/fsm_overhead.py``). Between statements it holds no
+        transaction, hence no lock. It closes with its thread, or :meth:`close`; a forked child
+        opens its own, as SQLite requires, and leaves the parent's alone."""
+        pid = os.getpid()
+        own = getattr(self._held, "sqlite", None)
+        if own is not None and own[0] == pid:
+            return own[1]
+        if own is not None:
+            # closing a connection in the child could act on the parent's database files
+            _LEFT_BY_PARENT.append(own[1])
+        pooled = self.engine.raw_connection()
+        connection = pooled.driver_connection
+        pooled.detach()
+        self._held.sqlite = (pid, connection)
+        return connection
+
+    def close(self) -> None:
+        """Close this thread's own SQLite connection (the next statement opens another)."""
+        own = getattr(self._held, "sqlite", None)
+        self._held.sqlite = None
+        if own is not None and own[0] == os.getpid():
+            own[1].close()
+
     def _connection(self) -> tuple[Any, Any]:
         """The driver's connection: the one held (:meth:`held`), else a fresh checkout, which
         comes second, for the caller to return to the pool (a plain call rather than one more
         context manager: this runs for every statement of a transition)."""
+        if self.sqlite:
+            return self.thread_connection(), None
         pooled = getattr(self._held, "pooled", None)
         if pooled is not None:
             return pooled.driver_connection, None
