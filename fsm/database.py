@@ -55,9 +55,11 @@ def _ping_when_idle(engine: Engine) -> None:
     a lifecycle's time on PostgreSQL, ``benchmarks/fsm_overhead.py``). A connection the server
     dropped (a restart, an idle timeout) has sat idle through that; the pings still find it, and
     the pool replaces every connection as old. What this does not find is a connection dropped
-    within the last second (as no pre-ping finds one dropped just after it): an operation's first
-    statement, always the read of its row, then fails before any side effect, and the pool
-    replaces that connection. ``tests/test_reconnect.py`` shows both.
+    within the last second (as no pre-ping finds one dropped just after it). An operation's
+    first statements are reads, through :meth:`fsm.sql.SQL.read`, as are ``list`` and
+    recovery's scan: one that finds its connection gone is made again on a new pool, before any
+    side effect. A read through SQLAlchemy (``events``, ``history``, ``images``) fails once.
+    ``tests/test_reconnect.py`` shows both paths.
     """
 
     @event.listens_for(engine, "checkin")

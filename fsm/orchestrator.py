@@ -440,8 +440,8 @@ class Orchestrator:
         """Running containers, newest first; ``all=True`` for every state, or ``state`` to pick
         some (``"exited"`` or ``["exited", "dead"]``)."""
         wanted = list_states(all, state)
-        with self.sql.reading() as cursor:
-            return list_containers(cursor, self.engine.dialect.name, wanted)
+        dialect = self.engine.dialect.name
+        return self.sql.read(lambda cursor: list_containers(cursor, dialect, wanted))
 
     def events(
         self,

@@ -36,9 +36,7 @@ def recover(orc: Orchestrator) -> dict[str, list[str]]:
     node = orc.settings.node
     now = utcnow()
     watched = [*states.IN_FLIGHT, states.RUNNING]
-    with orc.sql.reading() as cursor:
-        cursor.execute(*orc.sql.live_in_states(node, watched))
-        rows = cursor.fetchall()
+    rows = orc.sql.fetch_all(*orc.sql.live_in_states(node, watched))
     for row in rows:
         container = LiveContainer.from_stored(orc, row[:-1])
         lease_expires_at = read_time(row[-1])

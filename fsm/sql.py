@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, FromClause
 from sqlalchemy.engine import Dialect
@@ -37,6 +37,7 @@ _EVENT_COLUMNS = ("time", "container_id", "action", "attributes")
 _CONTAINER_COLUMNS = tuple(column.name for column in Container.__table__.columns)
 #: SQLite connections a forked child inherited: kept open and unused (:meth:`SQL.thread_connection`)
 _LEFT_BY_PARENT: list[Any] = []
+_T = TypeVar("_T")
 
 
 class SQL:
@@ -170,26 +171,43 @@ class SQL:
             if checked_out is not None:
                 checked_out.close()
 
-    def fetch_one(self, statement: str, params: Sequence[Any]) -> Any:
-        """The first row of a lone SELECT, or None.
+    def read(self, run: Callable[[Any], _T]) -> _T:
+        """``run(cursor)`` on a :meth:`reading` cursor.
 
         On PostgreSQL a connection in use within the last second is not pinged
         (:func:`fsm.database._ping_when_idle`); if the server has dropped it since (a restart),
-        this read, an operation's first statement, fails before any side effect. It is then
-        read again once, on a new pool: every pooled connection is as old."""
+        the read fails, before any side effect: an operation starts with its reads. It is then
+        made again once, on a new pool: every pooled connection is as old."""
         for attempt in (1, 2):
             connection = None
             try:
                 with self.reading() as cursor:
                     connection = cursor.connection
-                    cursor.execute(statement, params)
-                    return cursor.fetchone()
+                    return run(cursor)
             except self.Error as error:
                 if attempt == 2 or self.sqlite or not self.engine.dialect.is_disconnect(
                         cast(Any, error), connection, None):
                     raise
             self._replace_pool()
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def fetch_one(self, statement: str, params: Sequence[Any]) -> Any:
+        """The first row of a lone SELECT, or None (:meth:`read`)."""
+
+        def first(cursor: Any) -> Any:
+            cursor.execute(statement, params)
+            return cursor.fetchone()
+
+        return self.read(first)
+
+    def fetch_all(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        """Every row of a lone SELECT (:meth:`read`)."""
+
+        def every(cursor: Any) -> list[Any]:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
+        return self.read(every)
 
     def _replace_pool(self) -> None:
         """After a lost server connection: a new pool, and a new connection for the operation

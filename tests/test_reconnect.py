@@ -1,7 +1,8 @@
 """A PostgreSQL server that drops berth's connections (a restart, an idle timeout, an operator's
 ``pg_terminate_backend``): the next operation still works. A connection idle for more than
 ``fsm.database.PING_AFTER_IDLE_S`` is pinged before use; one in use more recently is not, and
-the operation's first read, finding it gone, is read again on a new pool."""
+a read through ``fsm.sql.SQL.read`` (an operation's first statements, ``list``, recovery's scan)
+that finds it gone is made again on a new pool."""
 
 from __future__ import annotations
 
@@ -47,8 +48,9 @@ def test_a_connection_dropped_while_idle_is_found_by_the_ping(
         pg_orc.get("nothing-here")
     assert _drop_connections(postgres, pg_orc) >= 1
     monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 0.0)  # every reused connection is idle
-    assert pg_orc.list(all=True) == []  # a read outside fetch_one: only the ping can save it
+    # a read through SQLAlchemy, not fsm.sql.SQL.read: only the ping can save it
     assert pg_orc.events() == []
+    assert pg_orc.images() == []
 
 
 def test_a_connection_dropped_within_the_idle_window_is_read_again(
@@ -56,11 +58,16 @@ def test_a_connection_dropped_within_the_idle_window_is_read_again(
     monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 3600.0)  # no ping at all
     with pytest.raises(NoSuchContainer):
         pg_orc.get("nothing-here")
+    # each read below is the first after the server dropped every connection: it finds its
+    # connection gone and reads again on a new pool (fsm.sql.SQL.read); the caller sees the
+    # answer, not the lost connection
     assert _drop_connections(postgres, pg_orc) >= 1
-    # the operation's first read (fsm.sql.SQL.fetch_one) finds the connection gone, and reads
-    # again on a new pool: the caller sees the answer, not the lost connection
     with pytest.raises(NoSuchContainer):
         pg_orc.get("nothing-here")
+    assert _drop_connections(postgres, pg_orc) >= 1
     with pytest.raises(NoSuchImage):
         pg_orc.create("nothing-here", ["true"])
+    assert _drop_connections(postgres, pg_orc) >= 1
     assert pg_orc.list(all=True) == []
+    assert _drop_connections(postgres, pg_orc) >= 1
+    assert pg_orc.recover() == {"failed": [], "exited": [], "adopted": [], "skipped": []}
