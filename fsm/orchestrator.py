@@ -119,7 +119,6 @@ class Orchestrator:
         if not lease_seconds > 0:
             raise ConfigError("lease_seconds", lease_seconds, "a positive number of seconds")
         self.settings = resolve(root, database_url)
-        self._containers_dir = self.settings.containers_dir
         self.engine = open_engine(self.settings.database_url)
         #: the same pool, for lone SELECTs: no transaction around them, no SQLite write lock
         self.reader = reader(self.engine)
@@ -163,7 +162,7 @@ class Orchestrator:
 
     def paths(self, container_id: str) -> ContainerPaths:
         """Where a container's files are: ``paths(id).log`` is its stdout and stderr."""
-        return ContainerPaths(self._containers_dir / container_id)
+        return ContainerPaths(self.settings.container_dir(container_id))
 
     def exit_command(self, container_id: str) -> list[str]:
         """What the shim runs when the process has ended (the exit code is appended)."""

@@ -120,9 +120,10 @@ class SQL:
             own[1].close()
 
     def _connection(self) -> tuple[Any, Any]:
-        """The driver's connection: the one held (:meth:`held`), else a fresh checkout, which
-        comes second, for the caller to return to the pool (a plain call rather than one more
-        context manager: this runs for every statement of a transition)."""
+        """The driver's connection: on SQLite the thread's own (:meth:`thread_connection`);
+        else the one held (:meth:`held`), else a fresh checkout, which comes second, for the
+        caller to return to the pool (a plain call rather than one more context manager: this
+        runs for every statement of a transition)."""
         if self.sqlite:
             return self.thread_connection(), None
         pooled = getattr(self._held, "pooled", None)

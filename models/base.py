@@ -58,20 +58,9 @@ def naive_utc(value: datetime | None) -> datetime | None:
     return (value if zone is UTC else value.astimezone(UTC)).replace(tzinfo=None)
 
 
-#: the last timestamp :func:`sqlite_stored_time` stored, and its text: a transition stores the
-#: same ``now`` three or four times (audit row, events, lease)
-_last_stored: tuple[datetime | None, str | None] = (None, None)
-
-
 def sqlite_stored_time(value: datetime | None) -> str | None:
     """The text SQLAlchemy's SQLite ``DATETIME`` stores for a :class:`UTCDateTime`:
     ``YYYY-MM-DD HH:MM:SS.ffffff``, always six digits of microseconds (fixed width, so the text
     sorts as the time does). The same as its bind processor, at a sixth of the cost."""
-    global _last_stored
-    last, text = _last_stored
-    if value is last:
-        return text
     naive = naive_utc(value)
-    text = None if naive is None else naive.isoformat(" ", "microseconds")
-    _last_stored = (value, text)
-    return text
+    return None if naive is None else naive.isoformat(" ", "microseconds")

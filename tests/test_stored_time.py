@@ -26,7 +26,7 @@ def test_the_same_text_as_sqlalchemys_sqlite_processor(moment: datetime) -> None
     theirs = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     assert theirs is not None
     assert sqlite_stored_time(moment) == theirs(moment)
-    # the one-entry memo answers for the same object only, never for an equal-looking other
+    # asked again, and for a neighbouring instant: the same answer as SQLAlchemy's each time
     assert sqlite_stored_time(moment) == theirs(moment)
     assert sqlite_stored_time(moment + timedelta(microseconds=1)) == theirs(
         moment + timedelta(microseconds=1))
