@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, insert, select, text, update
 
 from drivers.storage.devicemapper.metadata import DeviceState, PoolRecord
 from fsm import Orchestrator, StartFailed, states
 from fsm.thin_metadata import SQLDeviceMetadataStore
-from models import Container
+from models import Container, TransitionAudit
 
 pytestmark = pytest.mark.root
 
@@ -201,6 +201,33 @@ def test_in_flight_rows_their_owners_and_leases(world: World) -> None:
 
 
 # -- container_timeline -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("started", "finished", "milliseconds"), [
+    ("05.999300", "05.999967", 0.667),  # SQLite parses .999967 to the millisecond: second 06
+    ("05.999700", "06.000100", 0.4),    # across a second
+    ("05.000000", "07.500000", 2500.0),
+])
+def test_timeline_durations_are_exact_near_a_second_boundary(
+    world: World, started: str, finished: str, milliseconds: float
+) -> None:
+    """Operators read ``duration_ms`` as it is: at the end of a second it was 1 000 ms off."""
+    def moment(seconds: str) -> datetime:
+        whole, micro = seconds.split(".")
+        return datetime(2026, 1, 2, 3, 4, int(whole), int(micro), tzinfo=UTC)
+
+    with world.orc.engine.begin() as connection:
+        audit_id = connection.execute(insert(TransitionAudit).values(
+            container_id=UNOWNED, trigger="probe", source="created", dest="created",
+            started_at=moment(started), finished_at=moment(finished), error="",
+            actor="test").returning(TransitionAudit.id)).scalar_one()
+    try:
+        [row] = world.query("SELECT duration_ms FROM container_timeline WHERE id = :id",
+                            id=audit_id)
+        assert row["duration_ms"] == pytest.approx(milliseconds, abs=1e-6)
+    finally:
+        with world.orc.engine.begin() as connection:
+            connection.execute(delete(TransitionAudit).where(TransitionAudit.id == audit_id))
 
 
 def test_container_timeline_is_the_history_with_names_durations_and_exit_codes(
