@@ -240,8 +240,12 @@ class Orchestrator:
                                    "start it before creating a container linked to it",
                                    name=target.name)
         container_id = secrets.token_hex(32)
-        name = name or f"berth_{container_id[:12]}"
-        self._check_name_free(name)
+        if name is None:
+            # not looked up: it is new with the new id (the unique index would still refuse a
+            # clash, and the insert's error path below names it)
+            name = f"berth_{container_id[:12]}"
+        else:
+            self._check_name_free(name)
         with host_errors():
             self.storage.create(container_id, image_row.id)
         now = utcnow()
@@ -253,10 +257,9 @@ class Orchestrator:
             "manually_stopped": False, "config": config, "host_config": host_config,
         }
         try:
-            with self.sql.transaction() as cursor:
-                cursor.execute(self.sql.insert_container, self.sql.container_row(row))
-                self.sql.insert_events(cursor, now, container_id,
-                                       [("create", {"image": image_row.name, "name": name})])
+            self.sql.commit_change((self.sql.insert_container, self.sql.container_row(row)),
+                                   None, now, container_id,
+                                   [("create", {"image": image_row.name, "name": name})])
         except self.sql.IntegrityError as error:
             with host_errors():
                 self.storage.remove(container_id)

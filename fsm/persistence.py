@@ -2,9 +2,9 @@
 
 One database transaction per transition: the ``containers`` row moves only if it still is at the
 version and state we read (``UPDATE ... WHERE id = :id AND version = :seen AND state = :source``),
-and the ``transitions`` audit row and any ``events`` rows are written in the same transaction. The
-side effect has already happened by then (it is the trigger's ``prepare``), so no transaction is
-ever open across one.
+and the ``transitions`` audit row and any ``events`` rows are written in the same transaction (on
+PostgreSQL a single statement: :meth:`fsm.sql.SQL.commit_change`). The side effect has already
+happened by then (it is the trigger's ``prepare``), so no transaction is ever open across one.
 """
 
 from __future__ import annotations
@@ -51,13 +51,8 @@ def commit_transition(event: EventData) -> None:
     audit = sql.audit_row(container.id, trigger, source, dest,
                           container.trigger_started_at or now, now,
                           values.get("error", "") if trigger == "fail" else "", owner)
-    with sql.transaction() as cursor:
-        cursor.execute(*change)
-        if cursor.rowcount != 1:
-            raise ConcurrentTransition(container.id, trigger, source)
-        cursor.execute(sql.insert_audit, audit)
-        if container.events:
-            sql.insert_events(cursor, now, container.id, container.events)
+    if not sql.commit_change(change, audit, now, container.id, container.events):
+        raise ConcurrentTransition(container.id, trigger, source)
     crash_point(f"commit.{trigger}")
     container.owner = values["owner"]
     container.applied(version)

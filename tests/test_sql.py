@@ -117,3 +117,22 @@ def test_a_lost_compare_and_swap_writes_nothing(orc: Orchestrator, image: str) -
     row = orc.get(created.id)
     assert (row.state, row.error) == ("created", "")
     orc.remove(created.id)
+
+
+def test_a_row_the_database_refuses_moves_nothing(orc: Orchestrator, image: str) -> None:
+    """On PostgreSQL a transition is one statement whose audit and event values are cast to
+    their columns' types: a cast to ``VARCHAR(32)`` would cut a value silently, so the casts
+    leave the length for the insert to check, and a refusal leaves the row where it was."""
+    if orc.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    created = orc.create(image, ["true"], network_mode="none")
+    container = orc._load(created.id)
+    container.emit("x" * 33)  # events.action is VARCHAR(32)
+    before = (orc.history(created.id), orc.events(container=created.id))
+    with pytest.raises(orc.sql.Error, match="too long"):
+        orc._fire(container, "remove")
+    assert (orc.history(created.id), orc.events(container=created.id)) == before
+    assert (orc.get(created.id).state, container.state, container.version) == (
+        "created", "created", 1)
+    orc.remove(created.id)
+    assert orc.events(container=created.id)[-1].action == "destroy"
