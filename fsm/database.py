@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, PoolProxiedConnection, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InvalidatePoolError, NoSuchModuleError
 
@@ -16,7 +17,8 @@ from fsm.errors import BerthError, ConfigError, SchemaOutOfDate
 from fsm.revisions import head_revision, migrations_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-#: a PostgreSQL connection idle for longer is pinged before use (:func:`_ping_when_idle`)
+#: a PostgreSQL connection idle for longer is pinged before :mod:`fsm.sql` uses it (any other
+#: use pings it always: :func:`_ping_when_idle`)
 PING_AFTER_IDLE_S = 1.0
 
 
@@ -47,19 +49,34 @@ def open_engine(url: str) -> Engine:
     raise ConfigError("database_url", url, "a sqlite:/// or postgresql:// URL")
 
 
+#: set while :func:`checkout_for_retrying_reads` checks out, on this thread
+_RETRYING_READS = threading.local()
+
+
+def checkout_for_retrying_reads(engine: Engine) -> PoolProxiedConnection:
+    """A pooled connection for :class:`fsm.sql.SQL`, whose statements start with reads that
+    are made again on a new pool if the connection turns out dropped: it is not pinged if it
+    was in use within :data:`PING_AFTER_IDLE_S` (:func:`_ping_when_idle`)."""
+    _RETRYING_READS.active = True
+    try:
+        return engine.raw_connection()
+    finally:
+        _RETRYING_READS.active = False
+
+
 def _ping_when_idle(engine: Engine) -> None:
-    """SQLAlchemy's ``pool_pre_ping``, except for a connection back in use within
-    :data:`PING_AFTER_IDLE_S` of its last use.
+    """SQLAlchemy's ``pool_pre_ping``, except for :mod:`fsm.sql`'s checkouts of a connection
+    back in use within :data:`PING_AFTER_IDLE_S` of its last use.
 
     An operation checks out once, so a pre-ping is one more round trip per operation (a tenth of
     a lifecycle's time on PostgreSQL, ``benchmarks/fsm_overhead.py``). A connection the server
     dropped (a restart, an idle timeout) has sat idle through that; the pings still find it, and
-    the pool replaces every connection as old. What this does not find is a connection dropped
-    within the last second (as no pre-ping finds one dropped just after it). An operation's
-    first statements are reads, through :meth:`fsm.sql.SQL.read`, as are ``list`` and
-    recovery's scan: one that finds its connection gone is made again on a new pool, before any
-    side effect. A read through SQLAlchemy (``events``, ``history``, ``images``) fails once.
-    ``tests/test_reconnect.py`` shows both paths.
+    the pool replaces every connection as old. What they do not find is a connection dropped
+    within the last second; but an operation's first statements are reads, through
+    :meth:`fsm.sql.SQL.read`, as are ``list`` and recovery's scan: one that finds its connection
+    gone is made again on a new pool, before any side effect. Every other checkout (SQLAlchemy's:
+    ``events``, ``history``, ``images``, the bridge's records) is pinged as by pre-ping, since
+    nothing would read it again. ``tests/test_reconnect.py`` shows each path.
     """
 
     @event.listens_for(engine, "checkin")
@@ -69,8 +86,11 @@ def _ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
-            return  # just connected, or in use a moment ago
+        if idle_since is None:
+            return  # just connected
+        if (getattr(_RETRYING_READS, "active", False)
+                and time.monotonic() - idle_since < PING_AFTER_IDLE_S):
+            return  # in use a moment ago, and its first read would be made again
         dialect = engine.dialect
         try:
             dialect.do_ping(dbapi_connection)

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, FromClause, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import String, TypeEngine
 
+from fsm.database import checkout_for_retrying_reads
 from fsm.listing import LIVE_FROM, LIVE_SELECT
 from models import Container, ContainerEvent, TransitionAudit
 from models.base import UTCDateTime, naive_utc, sqlite_stored_time
@@ -93,7 +94,7 @@ class SQL:
         if self.sqlite or getattr(self._held, "pooled", None) is not None:
             yield
             return
-        self._held.pooled = self.engine.raw_connection()
+        self._held.pooled = checkout_for_retrying_reads(self.engine)
         try:
             yield
         finally:
@@ -137,7 +138,7 @@ class SQL:
         pooled = getattr(self._held, "pooled", None)
         if pooled is not None:
             return pooled.driver_connection, None
-        pooled = self.engine.raw_connection()
+        pooled = checkout_for_retrying_reads(self.engine)
         return pooled.driver_connection, pooled
 
     @contextmanager
@@ -229,7 +230,7 @@ class SQL:
             held.invalidate()
         self.engine.dispose()
         if held is not None:
-            self._held.pooled = self.engine.raw_connection()
+            self._held.pooled = checkout_for_retrying_reads(self.engine)
 
     def commit_change(self, change: tuple[str, Sequence[Any]], audit: list[Any] | None,
                       time: datetime, container_id: str,

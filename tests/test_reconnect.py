@@ -1,8 +1,8 @@
 """A PostgreSQL server that drops berth's connections (a restart, an idle timeout, an operator's
-``pg_terminate_backend``): the next operation still works. A connection idle for more than
-``fsm.database.PING_AFTER_IDLE_S`` is pinged before use; one in use more recently is not, and
-a read through ``fsm.sql.SQL.read`` (an operation's first statements, ``list``, recovery's scan)
-that finds it gone is made again on a new pool."""
+``pg_terminate_backend``): the next operation still works. A connection is pinged before use,
+except by ``fsm.sql``'s checkouts of one in use within ``fsm.database.PING_AFTER_IDLE_S``: a read
+through ``fsm.sql.SQL.read`` (an operation's first statements, ``list``, recovery's scan) that
+finds it gone is made again on a new pool."""
 
 from __future__ import annotations
 
@@ -71,3 +71,18 @@ def test_a_connection_dropped_within_the_idle_window_is_read_again(
     assert pg_orc.list(all=True) == []
     assert _drop_connections(postgres, pg_orc) >= 1
     assert pg_orc.recover() == {"failed": [], "exited": [], "adopted": [], "skipped": []}
+
+
+
+@pytest.mark.parametrize("read", ["events", "images", "history"])
+def test_a_read_through_sqlalchemy_is_pinged_even_right_after_use(
+        postgres: PostgresServer, pg_orc: Orchestrator, monkeypatch: pytest.MonkeyPatch,
+        read: str) -> None:
+    """Only fsm.sql's checkouts skip the ping of a connection used within the idle window (their
+    reads are made again); a read through SQLAlchemy has no second attempt, so it is pinged."""
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 3600.0)  # fsm.sql's: never pinged
+    reads = {"events": pg_orc.events, "images": pg_orc.images,
+             "history": lambda: pg_orc.history("f" * 64)}
+    assert reads[read]() == []  # the pooled connection is now in use a moment ago
+    assert _drop_connections(postgres, pg_orc) >= 1
+    assert reads[read]() == []
