@@ -246,29 +246,29 @@ class SQL:
         or more events (rare: a stop's ``die`` and ``stop``) take the explicit transaction, whose
         statements keep the events' ids in their order. SQLite has no round trips and no
         data-modifying ``WITH``: always the explicit transaction."""
-        if self.sqlite or len(events) > 1:
+        rows = [self._event_row([time, container_id, action, attributes])
+                for action, attributes in events]
+        if self.sqlite or len(rows) > 1:
             with self.transaction() as cursor:
                 cursor.execute(*change)
                 if cursor.rowcount != 1:
                     return False
                 if audit is not None:
                     cursor.execute(self.insert_audit, audit)
-                if events:
-                    self.insert_events(cursor, time, container_id, events)
+                if rows:
+                    cursor.executemany(self.insert_event, rows)
             return True
-        key = (change[0], audit is not None, bool(events))
+        key = (change[0], audit is not None, bool(rows))
         statement = self._one_statements.get(key)
         if statement is None:
             clauses = [f"changed AS ({change[0]} RETURNING 1)"]
             if audit is not None:
                 clauses.append(f"audit AS ({self._audit_if_changed})")
-            if events:
+            if rows:
                 clauses.append(f"event AS ({self._event_if_changed})")
             statement = f"WITH {', '.join(clauses)} SELECT count(*) FROM changed"
             self._one_statements[key] = statement
-        params = [*change[1], *(audit or ())]
-        for action, attributes in events:
-            params += self._event_row([time, container_id, action, attributes])
+        params = [*change[1], *(audit or ()), *(rows[0] if rows else ())]
         with self.reading() as cursor:
             cursor.execute(statement, params)
             changed: int = cursor.fetchone()[0]
@@ -306,18 +306,6 @@ class SQL:
         """A ``transitions`` row, in ``insert_audit``'s order."""
         return self._audit_row([container_id, trigger, source, dest, started_at, finished_at,
                                 error, actor])
-
-    def insert_events(self, cursor: Any, time: datetime, container_id: str,
-                      events: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Append ``events`` (action, attributes) in the cursor's transaction. One event, the
-        usual case, is a plain execute: psycopg runs ``executemany`` in a pipeline of its own,
-        two more exchanges with the server."""
-        rows = [self._event_row([time, container_id, action, attributes])
-                for action, attributes in events]
-        if len(rows) == 1:
-            cursor.execute(self.insert_event, rows[0])
-        else:
-            cursor.executemany(self.insert_event, rows)
 
 
 def _end_autocommit(connection: Any) -> None:
