@@ -20,7 +20,10 @@ more variants alternate with them: the floor plus berth's 4 reads per lifecycle 
 machine's 7 triggers (``design_reads``), the least this design can cost, which splits the ratio
 into what the design needs and what berth's own code adds; and the same 7 triggers alone on the
 shared ``transitions`` machine with callbacks that do nothing (``benchmarks/machine_binding.py``'s
-``shared``), printed against what the 1.3 target leaves berth beyond the floor.
+``shared``), printed against what the 1.3 target leaves berth beyond the floor; and berth's
+persistence alone on that machine (``benchmarks/lean_lifecycle.py``: its loads,
+``commit_transition`` and ``fsm.sql``, none of the orchestrator's features), printed against
+what the target leaves the rest of berth.
 Then: the SQL statements berth sends per operation (a ``before_cursor_execute`` listener), and
 a cProfile of berth's lifecycles, summed by area.
 
@@ -57,6 +60,7 @@ from benchmarks._common import (
     print_table,
     spread,
 )
+from benchmarks.lean_lifecycle import lean_lifecycle
 from benchmarks.machine_binding import shared
 from benchmarks.null_drivers import (
     IPC_MODE,
@@ -479,7 +483,9 @@ def measure(name: str, url: str, root: Path, quick: bool) -> dict[str, float]:
     raw = per_call_us(floor.lifecycle, batch)
     least = per_call_us(least_lifecycle, batch)
     machine_alone = per_call_us(dispatch, batch * 10)
-    variants = [("berth", berth), ("floor", raw), ("least", least), ("machine", machine_alone)]
+    lean = per_call_us(lean_lifecycle(orc, image), batch)
+    variants = [("berth", berth), ("floor", raw), ("least", least), ("lean", lean),
+                ("machine", machine_alone)]
     if one_statement is not None:
         variants.insert(2, ("one", per_call_us(one_statement.lifecycle, batch)))
 
@@ -497,6 +503,9 @@ def measure(name: str, url: str, root: Path, quick: bool) -> dict[str, float]:
                          spread(samples.values["one"]), o / f])
         rows.append([f"{'that' if one_statement else 'floor'} + berth's reads + dispatch", r,
                      r / 7, spread(samples.values["least"]), r / f])
+        n = samples.median("lean")
+        rows.append(["berth's persistence alone (lean)", n, n / 7,
+                     spread(samples.values["lean"]), n / f])
         print_table(f"{name}: µs per lifecycle (median of {rounds} alternating batches of "
                     f"{batch}; 7 transitions, 8 commits each)",
                     ["", "µs/lifecycle", "µs/transition", "min..max", "x floor"], rows)
@@ -512,6 +521,12 @@ def measure(name: str, url: str, root: Path, quick: bool) -> dict[str, float]:
         print(f"  the {'one-statement ' if one_statement else ''}floor with berth's 4 reads and "
               f"the shared machine's 7 triggers added (the least this design can cost): "
               f"{r / f:.2f} x floor; berth's own code adds {(b - r) / f:.2f} x floor")
+        # what the target leaves the orchestrator's features once berth's own persistence
+        # (benchmarks/lean_lifecycle.py) has run on the machine
+        print(f"  berth's persistence alone, on the shared machine (benchmarks/lean_lifecycle.py:"
+              f" loads, commit_transition, fsm.sql; no validation, leases, host checks or "
+              f"results): {n / f:.2f} x floor; the target leaves the rest of berth "
+              f"{max(0.0, 1.3 * f - n):.0f} µs per lifecycle, it takes {b - n:.0f}")
         # what the target leaves berth, against what the chosen state-machine library costs
         print(f"  beyond the floor: berth {b - f:.0f} µs per lifecycle; the target allows "
               f"{0.3 * f:.0f}; the shared transitions machine alone (the same 7 triggers, "
@@ -525,7 +540,8 @@ def measure(name: str, url: str, root: Path, quick: bool) -> dict[str, float]:
                 berth_lifecycle(orc, image, counter.mark)
         print_statements(counter, counted, postgres=name == "postgresql")
         profile(orc, image, 3 if quick else 60, 8 if quick else 28)
-        return {"berth": b, "floor": f, "one": o if one_statement is not None else f}
+        return {"berth": b, "floor": f, "one": o if one_statement is not None else f,
+                "lean": n}
     finally:
         floor.close()
         if one_statement is not None:
@@ -550,9 +566,9 @@ def main() -> None:
     print_table("summary: µs per lifecycle (one-statement floor: each commit one statement, as "
                 "berth commits on PostgreSQL; on SQLite the floor itself)",
                 ["database", "berth", "floor", "berth/floor", "one-statement floor",
-                 "berth/that"],
+                 "berth/that", "lean/floor"],
                 [[n, r["berth"], r["floor"], r["berth"] / r["floor"], r["one"],
-                  r["berth"] / r["one"]] for n, r in results.items()])
+                  r["berth"] / r["one"], r["lean"] / r["floor"]] for n, r in results.items()])
 
 
 if __name__ == "__main__":
