@@ -15,16 +15,17 @@ each transition in one statement (``fsm.sql.SQL.commit_change``), the floor writ
 runs too (``OneStatementFloor``): berth against it is berth's overhead beyond its own writes.
 
 The two run alternately, in batches, on the same database file (or PostgreSQL database); the
-ratio berth/floor is the overhead of everything berth does beyond the writes it must make. Two
+ratio berth/floor is the overhead of everything berth does beyond the writes it must make. Three
 more variants alternate with them: the floor plus berth's 4 reads per lifecycle plus the shared
 machine's 7 triggers (``design_reads``), the least this design can cost, which splits the ratio
-into what the design needs and what berth's own code adds; and the same 7 triggers alone on the
+into what the design needs and what berth's own code adds; the same 7 triggers alone on the
 shared ``transitions`` machine with callbacks that do nothing (``benchmarks/machine_binding.py``'s
 ``shared``), printed against what the 1.3 target leaves berth beyond the floor; and berth's
 persistence alone on that machine (``benchmarks/lean_lifecycle.py``: its loads,
 ``commit_transition`` and ``fsm.sql``, none of the orchestrator's features), printed against
 what the target leaves the rest of berth.
-Then: the SQL statements berth sends per operation (a ``before_cursor_execute`` listener), and
+Then: the SQL statements berth sends per operation (counted where the driver receives them:
+:class:`StatementCounter`), and
 a cProfile of berth's lifecycles, summed by area.
 
 Run: ``python -m benchmarks.fsm_overhead [--quick] [--databases sqlite,postgresql]``

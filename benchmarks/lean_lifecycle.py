@@ -5,8 +5,8 @@ machine, a row loaded as :class:`fsm.container.LiveContainer` (``fsm.sql``'s sta
 by ``fsm.listing``), each transition committed by :func:`fsm.persistence.commit_transition`
 itself (the compare-and-swap, the audit and event rows, ``fsm.sql.SQL.commit_change``), each
 operation on one held connection (``fsm.sql.SQL.held``), and the prepare callbacks staging the
-same column values and events as ``fsm/lifecycle.py``'s do with the null drivers
-(``LiveContainer.set`` and ``emit``).
+same column values and events as ``fsm/lifecycle.py``'s do with the null drivers (its own
+``begin_start`` and ``record_exit``; the values ``start_process`` and ``remove_layer`` stage).
 
 What it leaves out: the :class:`fsm.Orchestrator` methods around that (argument validation,
 the lease keeper, ``InvalidState`` wrapping, the ``ContainerInfo`` results) and the steps' own
@@ -29,6 +29,7 @@ from transitions import EventData, Machine
 from benchmarks.null_drivers import IPC_MODE, NullRuntime
 from fsm import Orchestrator, states
 from fsm.container import LiveContainer
+from fsm.lifecycle import begin_start, record_exit
 from fsm.persistence import commit_transition
 from models import utcnow
 
@@ -37,25 +38,15 @@ def _container(event: EventData) -> LiveContainer:
     return cast(LiveContainer, event.model)
 
 
-def _begin_start(event: EventData) -> None:
-    _container(event).set(error="", exit_code=0, pid=None, finished_at=None,
-                          manually_stopped=False)
-
-
 def _started(event: EventData) -> None:
+    """``fsm.lifecycle.start_process`` without the runtime: what it stages."""
     container = _container(event)
     container.set(pid=NullRuntime.FAKE_PID, started_at=utcnow(), has_been_started_before=True)
     container.emit("start")
 
 
-def _exited(event: EventData) -> None:
-    container = _container(event)
-    exit_code = int(event.kwargs.get("exit_code", 128))
-    container.set(exit_code=exit_code, finished_at=utcnow(), pid=None, error="")
-    container.emit("die", exitCode=exit_code)
-
-
 def _removed(event: EventData) -> None:
+    """``fsm.lifecycle.remove_layer`` without the storage driver and the directory."""
     _container(event).emit("destroy")
 
 
@@ -63,8 +54,10 @@ def _nothing(_event: EventData) -> None:
     """A step whose side effect belongs to a null driver."""
 
 
+#: the steps that stage values or events; those with no side effect (``begin_start``, the exit's
+#: ``record_exit``) are berth's own
 _STAGING: dict[str, Callable[[EventData], None]] = {
-    "start": _begin_start, "started": _started, "exit": _exited, "removed": _removed,
+    "start": begin_start, "started": _started, "exit": record_exit, "removed": _removed,
 }
 
 
