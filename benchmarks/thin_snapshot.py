@@ -49,7 +49,7 @@ def measure(data_size: int, rounds: int) -> None:
 
     from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions
     from drivers.storage.vfs import VfsDriver
-    from fsm.thin_metadata import SQLDeviceMetadataStore
+    from fsm.store.thin import SQLDeviceMetadataStore
     from models.base import Base
     from models.thin import ThinDevice, ThinPool
 

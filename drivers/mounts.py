@@ -12,8 +12,10 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from drivers.commands import QUICK, run
@@ -118,3 +120,11 @@ def _syscall_error(message: str) -> HostError:
 
     code = ctypes.get_errno()
     return HostError(message, stderr=os.strerror(code), errno=code)
+
+
+def remove_tree(directory: Path) -> None:
+    """Unmount whatever is mounted under ``directory`` (deepest first), then delete it: a tree
+    deleted under a live mount leaves the mount behind, and may delete into it."""
+    for target in sorted(mounted_under(str(directory)), key=len, reverse=True):
+        unmount(target)
+    shutil.rmtree(directory, ignore_errors=True)

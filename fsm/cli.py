@@ -51,21 +51,7 @@ class Context:
 
 
     def list_containers(self, show_all: bool, states: list[str] | None) -> list[ContainerInfo]:
-        """What ``orc.list`` returns; read straight through the database driver when that is
-        possible (:mod:`fsm.direct_read`: no SQLAlchemy import, no recovery), else through the
-        orchestrator."""
-        from fsm.direct_read import read_directly
-        from fsm.listing import list_containers, list_states
-        from fsm.settings import resolve
-
-        wanted = list_states(show_all or bool(states), states or None)
-        if self._orc is None:
-            listed = read_directly(resolve(self.root, self.database_url).database_url,
-                                   lambda cursor, dialect: list_containers(cursor, dialect,
-                                                                           wanted))
-            if listed is not None:
-                return listed
-        return self.orc.list(all=wanted is None, state=wanted)
+        return self.orc.list(all=show_all and not states, state=states or None)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -494,9 +480,7 @@ def gc(obj: Context, /, force: bool) -> None:
     \b
     Example: berth gc --force
     """
-    from fsm.gc import collect
-
-    found = collect(obj.orc, remove=force)
+    found = obj.orc.gc(remove=force)
     for kind, names in found.items():
         for name in names:
             click.echo(f"{'removed' if force else 'orphan'}\t{kind}\t{name}")
@@ -615,8 +599,8 @@ def db() -> None:
 
 
 def _database(obj: Context) -> tuple[Any, str]:
-    from fsm.database import open_engine
     from fsm.settings import resolve
+    from fsm.store.engine import open_engine
 
     settings = resolve(obj.root, obj.database_url)
     return open_engine(settings.database_url), settings.database_url
@@ -632,7 +616,7 @@ def db_upgrade(obj: Context, /, revision: str) -> None:
     \b
     Example: berth --database-url postgresql://berth@db/berth db upgrade
     """
-    from fsm.database import current_revision, upgrade
+    from fsm.store.schema import current_revision, upgrade
 
     engine, url = _database(obj)
     upgrade(engine, url, revision)
@@ -647,8 +631,7 @@ def db_current(obj: Context) -> None:
     \b
     Example: berth db current
     """
-    from fsm.database import current_revision
-    from fsm.revisions import head_revision
+    from fsm.store.schema import current_revision, head_revision
 
     engine, _ = _database(obj)
     current, head = current_revision(engine), head_revision()
@@ -664,7 +647,7 @@ def db_history() -> None:
     """
     from alembic.script import ScriptDirectory
 
-    from fsm.revisions import migrations_dir
+    from fsm.store.schema import migrations_dir
 
     for script in ScriptDirectory(str(migrations_dir())).walk_revisions():
         click.echo(f"{script.revision}\t{(script.doc or '').splitlines()[0]}")
@@ -706,7 +689,7 @@ def _follow_log(orc: Orchestrator, container_id: str) -> Iterator[str]:
     log = paths.log
     position = 0
     while True:
-        finished = orc.runtime.exit_status(paths) is not None or orc._state_of(
+        finished = orc.runtime.exit_status(paths) is not None or orc.state_of(
             container_id) not in ("mounting", "networking", "starting", "running", "stopping")
         if log.exists():
             with log.open("r", errors="replace") as source:

@@ -1,31 +1,24 @@
 """A container being driven through one operation: the ``transitions`` model.
 
-It is read from its row, carries what the step callbacks learn (``changes`` and ``events`` are
-committed with the next transition), and is dropped when the operation ends. It is deliberately
-not the ORM object: no database session lives across a side effect.
+It is read from its row (every column of :class:`models.Container` but the lease, and its
+image's name), carries what the steps learn (``changes`` and ``events`` are committed with the
+next transition), and is dropped when the operation ends. It is deliberately not the ORM object:
+no database session lives across a side effect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from drivers.network import Attachment
 from drivers.runtime.bundle import BundleSpec
-from drivers.runtime.oci import ContainerPaths
 from fsm.info import ContainerInfo
-from fsm.listing import LIVE_COLUMNS, decode_row
-
-if TYPE_CHECKING:
-    from fsm.orchestrator import Orchestrator
 
 
 @dataclass(eq=False)
 class LiveContainer:
-    orc: Orchestrator
     id: str
     name: str
     image_id: str
@@ -43,6 +36,8 @@ class LiveContainer:
     has_been_started_before: bool
     restart_count: int
     manually_stopped: bool
+    #: which start this is: 1 for the first, one more for each; an exit counts only for its run
+    run: int
     config: dict[str, Any]
     host_config: dict[str, Any]
     #: column values to write with the next committed transition
@@ -57,16 +52,8 @@ class LiveContainer:
     rootfs: str | None = None
     attachment: Attachment | None = None
     bundle: BundleSpec | None = None
-
-    @cached_property
-    def paths(self) -> ContainerPaths:
-        """Where its files are (the steps of one operation ask several times)."""
-        return self.orc.paths(self.id)
-
-    @classmethod
-    def from_stored(cls, orc: Orchestrator, row: Sequence[Any]) -> LiveContainer:
-        """From the DBAPI's values of :data:`fsm.listing.LIVE_COLUMNS`."""
-        return cls(orc=orc, **dict(zip(LIVE_COLUMNS, decode_row(row), strict=True)))
+    #: the phase of the step under way, for the error edge's message
+    phase: str = ""
 
     def set(self, **columns: Any) -> None:
         """Stage column values for the next transition's commit."""
@@ -76,11 +63,11 @@ class LiveContainer:
         """Stage an event for the next transition's commit."""
         self.events.append((action, {"image": self.image_name, "name": self.name, **attributes}))
 
-    def applied(self, version: int) -> None:
-        """The transition was committed: the staged values are now the row's."""
-        for column, value in self.changes.items():
-            setattr(self, column, value)
-        self.version = version
+    def applied(self, values: dict[str, Any]) -> None:
+        """The transition was committed: ``values`` (the staged ones among them) are the row's."""
+        for column, value in values.items():
+            if column != "lease_expires_at":
+                setattr(self, column, value)
         self.changes.clear()
         self.events.clear()
 
@@ -92,5 +79,5 @@ class LiveContainer:
             finished_at=self.finished_at, has_been_started_before=self.has_been_started_before,
             restart_count=self.restart_count, manually_stopped=self.manually_stopped,
             config=self.config, host_config=self.host_config,
-            owner=self.owner, node=self.node,
+            owner=self.owner, node=self.node, run=self.run,
         )

@@ -40,7 +40,7 @@ def build_busybox_tar(target: Path) -> Path:
 
 def ensure_demo_image(orc: Orchestrator) -> str:
     try:
-        orc._image(DEMO_IMAGE)
+        orc.image(DEMO_IMAGE)
     except NoSuchImage:
         with tempfile.TemporaryDirectory(prefix="berth-demo-") as scratch:
             orc.import_image(DEMO_IMAGE, build_busybox_tar(Path(scratch) / "busybox.tar"))

@@ -5,23 +5,17 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 
 from drivers.commands import run
 from fsm.errors import BerthError, ConfigError, NameInUse, host_errors
 from fsm.info import ImageInfo
-from models import Image, utcnow
-
-if TYPE_CHECKING:
-    from fsm.orchestrator import Orchestrator
+from fsm.steps.host import Host
+from models import utcnow
 
 UNPACK_TIMEOUT = 600.0
 
 
-def import_image(orc: Orchestrator, name: str, tar_path: Path) -> ImageInfo:
+def import_image(host: Host, name: str, tar_path: Path) -> ImageInfo:
     """Unpack ``tar_path`` into a new layer and record it as image ``name``.
 
     The name and the file are checked first; the layer is removed again if unpacking or the
@@ -29,17 +23,15 @@ def import_image(orc: Orchestrator, name: str, tar_path: Path) -> ImageInfo:
     """
     if not tar_path.is_file() or not os.access(tar_path, os.R_OK):
         raise ConfigError("tar_path", str(tar_path), "a readable tar file of a root filesystem")
-    with orc.reader.connect() as connection:
-        taken = connection.execute(select(Image.id).where(Image.name == name)).scalar_one_or_none()
-    if taken is not None:
-        raise NameInUse("image", name, taken)
+    images = host.db.images
+    taken = images.find(name)
+    if taken is not None and taken.name == name:
+        raise NameInUse("image", name, taken.id)
     image_id = _sha256_file(tar_path)
-    with orc.reader.connect() as connection:
-        same = connection.execute(
-            select(Image.name).where(Image.id == image_id)).scalar_one_or_none()
+    same = images.find(image_id)
     if same is not None:
-        raise BerthError(f"{tar_path} is already imported as image {same!r}")
-    storage = orc.storage
+        raise BerthError(f"{tar_path} is already imported as image {same.name!r}")
+    storage = host.storage
     with host_errors():
         storage.create(image_id, None)
         try:
@@ -50,18 +42,12 @@ def import_image(orc: Orchestrator, name: str, tar_path: Path) -> ImageInfo:
                 size = _tree_size(Path(rootfs))
             finally:
                 storage.put(image_id)
-            now = utcnow()
-            with orc.engine.begin() as connection:
-                connection.execute(insert(Image).values(
-                    id=image_id, name=name, storage_driver=storage.name, size=size,
-                    created_at=now))
-        except IntegrityError as error:
-            storage.remove(image_id)
-            raise NameInUse("image", name, image_id) from error
+            image = ImageInfo(image_id, name, size, storage.name, utcnow())
+            images.add(image)
         except BaseException:
             storage.remove(image_id)
             raise
-    return ImageInfo(image_id, name, size, storage.name, now)
+    return image
 
 
 def _sha256_file(path: Path) -> str:

@@ -37,6 +37,8 @@ class ContainerInfo:
     #: in-flight states: the orchestrator driving it (``node:pid:start-time``)
     owner: str | None = None
     node: str = ""
+    #: which start the row is at: 1 after the first, one more for each start since
+    run: int = 0
 
     @property
     def short_id(self) -> str:

@@ -6,20 +6,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from fsm import states
-from fsm.persistence import renew_lease
-
-if TYPE_CHECKING:
-    from fsm.container import LiveContainer
+from fsm.container import LiveContainer
+from fsm.steps.host import Host
+from models import utcnow
 
 
 class LeaseKeeper:
-    """One daemon thread per orchestrator renews every in-flight row it drives."""
+    """One daemon thread per orchestrator renews every in-flight row it drives, every third of
+    a lease."""
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.interval = host.lease.total_seconds() / 3
         self._driving: dict[int, LiveContainer] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -51,9 +51,15 @@ class LeaseKeeper:
             for container in driving:
                 if container.state in states.IN_FLIGHT:
                     try:
-                        renew_lease(container)
+                        self.renew(container)
                     except Exception:
-                        pass
+                        pass  # the next interval tries again; recovery waits for the lease
+
+    def renew(self, container: LiveContainer) -> bool:
+        """Push the lease of an in-flight row forward; False when we no longer own it."""
+        host = self.host
+        return host.db.containers.renew_lease(container.id, container.version, host.owner,
+                                              utcnow() + host.lease)
 
     def stop(self) -> None:
         self._wake.set()

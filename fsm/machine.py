@@ -1,28 +1,31 @@
 """One shared ``transitions`` machine drives every container.
 
 A :class:`transitions.Machine` per row costs about six times as much as firing the shared
-machine's events on a plain object (``benchmarks/machine_binding.py`` measures it: 2681 against
-433 µs per lifecycle), and ``add_model`` keeps a strong reference and does an O(n) membership
-check. So rows are never added to the machine: an
-event is fired on a :class:`~fsm.container.LiveContainer` directly, and the machine reads and writes
-its ``state`` attribute.
+machine's events on a plain object, and ``add_model`` keeps a strong reference and does an O(n)
+membership check. So rows are never added to the machine: an event is fired on a
+:class:`~fsm.container.LiveContainer` directly, and the machine reads and writes its ``state``.
+
+The callbacks are the dotted names of ``fsm/states.py``, imported once here (``transitions``
+would look each one up again on every event).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from transitions import Machine, MachineError
+from transitions import EventData, Machine, MachineError
 
 from fsm import states
+from fsm.container import LiveContainer
 from fsm.errors import InvalidState
+from fsm.steps.host import Host
+from fsm.steps.phase import phase_of
 
-if TYPE_CHECKING:
-    from fsm.container import LiveContainer
 
-def _callable(path: str) -> Callable[..., Any]:
+def step(path: str) -> Callable[..., Any]:
+    """The function a dotted name of ``fsm/states.py`` names."""
     module, _, name = path.rpartition(".")
     function: Callable[..., Any] = getattr(importlib.import_module(module), name)
     return function
@@ -30,27 +33,25 @@ def _callable(path: str) -> Callable[..., Any]:
 
 def _in_order(steps: list[Callable[..., Any]]) -> Callable[..., Any]:
     """One callback running ``steps`` in order, as ``transitions`` runs a list of them (the
-    first to raise stops the rest): its dispatch costs per callback, and ``exit`` has five."""
-    if len(steps) == 1:
-        return steps[0]
+    first to raise stops the rest), noting on the container which phase is under way."""
 
-    def run_in_order(event: Any) -> None:
-        for step in steps:
-            step(event)
+    def run_in_order(event: EventData) -> None:
+        container: LiveContainer = event.model
+        for each in steps:
+            container.phase = phase_of(each)
+            each(event)
 
     return run_in_order
 
 
 def _resolved(transitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``states.TRANSITIONS`` with its callback names imported once, here: ``transitions``
-    would otherwise look each dotted name up again on every event."""
     result = []
     for transition in transitions:
         transition = dict(transition)
         prepare = transition.get("prepare")
         if prepare is not None:
             names = [prepare] if isinstance(prepare, str) else prepare
-            transition["prepare"] = _in_order([_callable(name) for name in names])
+            transition["prepare"] = _in_order([step(name) for name in names])
         result.append(transition)
     return result
 
@@ -63,11 +64,11 @@ MACHINE = Machine(
     auto_transitions=False,
     send_event=True,
     # the compare-and-swap: committed after the trigger's side effect, before the state moves
-    before_state_change=_callable("fsm.persistence.commit_transition"),
+    before_state_change=step(states.COMMIT),
 )
 
 
-def fire(container: LiveContainer, trigger: str, **kwargs: Any) -> None:
+def fire(container: LiveContainer, trigger: str, host: Host, **kwargs: Any) -> None:
     """Fire ``trigger`` on ``container``; its side effect runs, then the change is committed.
 
     Raises :class:`InvalidState` when the trigger may not fire from the container's state, and
@@ -77,7 +78,7 @@ def fire(container: LiveContainer, trigger: str, **kwargs: Any) -> None:
     if event is None:
         raise ValueError(f"unknown trigger {trigger!r}")
     try:
-        event.trigger(container, **kwargs)
+        event.trigger(container, host=host, **kwargs)
     except MachineError as error:
         raise InvalidState(container.id, container.state, trigger, name=container.name) from error
 

@@ -1,7 +1,8 @@
 """Restart policies, run by the exit hook (the shim's ``exit``), as Docker's restart manager:
 ``no``, ``on-failure[:max]``, ``always``, ``unless-stopped``; back-off from 100 ms doubling per
 quick exit, back to 100 ms after 10 s of running, at most one minute. An explicit ``stop`` sets
-``manually_stopped`` and ends restarting."""
+``manually_stopped`` (a compare-and-swap like any transition) and ends restarting: a restart
+that read the row before it loses its own compare-and-swap."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from fsm.errors import BerthError
 from fsm.info import ContainerInfo
 
 if TYPE_CHECKING:
-    from drivers.runtime.oci import ContainerPaths, ExitStatus, OCIRuntime
-    from fsm.orchestrator import Orchestrator
+    from fsm.runner import Runner
 
 INITIAL_DELAY = 0.1
 MAX_DELAY = 60.0
@@ -54,33 +54,28 @@ def after_exit_needed(info: ContainerInfo) -> bool:
     return should_restart(info) or should_auto_remove(info)
 
 
-def report_exit_fired(runtime: OCIRuntime, paths: ContainerPaths, status: ExitStatus,
-                      info: ContainerInfo) -> None:
-    """``wait`` or ``stop`` fired ``exit`` for the run that ended at ``status`` (or found it
-    fired): tell the shim whether it must still run the exit hook, which only this module's
-    :func:`after_exit` needs once ``exit`` is committed."""
-    if info.state in (states.EXITED, states.DEAD):
-        runtime.record_exit_handled(paths, status, after_exit_needed(info))
-
-
-def after_exit(orc: Orchestrator, container_id: str) -> None:
-    """Restart the container if its policy says so, after the back-off."""
+def after_exit(runner: Runner, container_id: str, run: int) -> None:
+    """Run ``run`` has exited: restart the container if its policy says so, after the
+    back-off; or remove it if it was created with auto-removal. Nothing if a later run has
+    started meanwhile (it is that run's to decide)."""
     try:
-        info = orc.get(container_id)
+        info = runner.db.resolve(container_id).info()
     except BerthError:
+        return
+    if info.run != run:
         return
     if not should_restart(info):
         if should_auto_remove(info):
             try:
-                orc.remove(info.id)
+                runner.remove(info.id, force=False)
             except BerthError:
                 pass  # removed meanwhile, or the removal failed: the row says so
         return
     time.sleep(backoff_delay(info))
     try:
-        # re-read: a stop or remove during the back-off wins
-        info = orc.get(container_id)
-        if should_restart(info):
-            orc.restart_after_exit(info)
+        # read again: a stop or remove during the back-off wins
+        container = runner.db.resolve(container_id)
+        if container.run == run and should_restart(container.info()):
+            runner.restart(container)
     except BerthError:
-        pass  # the start failed: the error edge has recorded why, and the container is dead
+        pass  # lost to a stop or remove, or the start failed: the row says which

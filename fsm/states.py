@@ -7,9 +7,14 @@
     created | exited | dead ──remove──► removing ──removed──► (row gone)      exited ◄──┴─ stopping
 
 A trigger's ``prepare`` callback is the side effect that earns it: ``mounted`` mounts the rootfs,
-and only once the mount is done is ``mounting → networking`` committed. If the side effect raises,
-the state does not move and the caller fires ``fail``, whose ``prepare`` undoes every step
-(each undo is idempotent, so recovery may run them again). Callbacks live in ``fsm.lifecycle``.
+and only once the mount is done is ``mounting → networking`` committed (``fsm.steps.commit``). If
+the side effect raises, the state does not move and the runner fires ``fail``, whose ``prepare``
+undoes every step (each undo is idempotent, so recovery may run them again). Each callback is
+named here by its module in ``fsm/steps/`` and its function.
+
+Each start is a new run (``begin_start`` numbers it): ``exit`` is fired only for the run that
+ended, so an old run's late report never touches the next one. ``stop`` of an exited container
+whose restart policy may still start it commits ``exited → exited`` with ``manually_stopped``.
 """
 
 from __future__ import annotations
@@ -36,35 +41,41 @@ STATES = [
 IN_FLIGHT = frozenset({MOUNTING, NETWORKING, STARTING, STOPPING, REMOVING})
 
 _UNDO = [
-    "fsm.lifecycle.stop_process", "fsm.lifecycle.release_ipc", "fsm.lifecycle.release_network",
-    "fsm.lifecycle.put_rootfs",
+    "fsm.steps.exit.stop_process", "fsm.steps.exit.release_ipc",
+    "fsm.steps.exit.release_network", "fsm.steps.exit.put_rootfs",
 ]
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "start", "source": [CREATED, EXITED], "dest": MOUNTING,
-     "prepare": "fsm.lifecycle.begin_start"},
+     "prepare": "fsm.steps.start.begin_start"},
     {"trigger": "mounted", "source": MOUNTING, "dest": NETWORKING,
-     "prepare": "fsm.lifecycle.mount_rootfs"},
+     "prepare": "fsm.steps.start.mount_rootfs"},
     {"trigger": "networked", "source": NETWORKING, "dest": STARTING,
-     "prepare": ["fsm.lifecycle.setup_network", "fsm.lifecycle.prepare_process"]},
+     "prepare": ["fsm.steps.start.setup_network", "fsm.steps.start.prepare_process"]},
     {"trigger": "started", "source": STARTING, "dest": RUNNING,
-     "prepare": "fsm.lifecycle.start_process"},
+     "prepare": "fsm.steps.start.start_process"},
     {"trigger": "stop", "source": RUNNING, "dest": STOPPING,
-     "prepare": "fsm.lifecycle.record_stop_request"},
+     "prepare": "fsm.steps.stop.record_stop_request"},
+    {"trigger": "stop", "source": EXITED, "dest": EXITED,
+     "prepare": "fsm.steps.stop.end_restarts"},
     {"trigger": "exit", "source": [RUNNING, STOPPING], "dest": EXITED,
-     "prepare": [*_UNDO, "fsm.lifecycle.record_exit"]},
+     "prepare": [*_UNDO, "fsm.steps.exit.record_exit"]},
     {"trigger": "fail", "source": [MOUNTING, NETWORKING, STARTING, REMOVING],
-     "dest": DEAD, "prepare": [*_UNDO, "fsm.lifecycle.record_failure"]},
+     "dest": DEAD, "prepare": [*_UNDO, "fsm.steps.exit.record_failure"]},
     {"trigger": "remove", "source": [CREATED, EXITED, DEAD], "dest": REMOVING},
     {"trigger": "removed", "source": REMOVING, "dest": REMOVED,
-     "prepare": "fsm.lifecycle.remove_layer"},
+     "prepare": "fsm.steps.remove.remove_layer"},
 ]
+
+#: committed before every state change, after the trigger's side effect
+COMMIT = "fsm.steps.commit.commit_transition"
 
 #: the triggers ``start`` fires in order; each one's ``prepare`` is a step of the seed's
 #: containerStart
 START_SEQUENCE = ("start", "mounted", "networked", "started")
 
-#: what each in-flight state is doing, for error messages ("failed while mounting the rootfs")
+#: what each in-flight state is doing, for recovery's messages (a failing step names its own
+#: phase: ``fsm.steps.phase``)
 STEP_NAMES = {
     MOUNTING: "mounting the rootfs",
     NETWORKING: "setting up the network",

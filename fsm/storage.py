@@ -6,21 +6,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
-
 from drivers.storage import StorageDriver
 from drivers.storage.vfs import VfsDriver
 from fsm.errors import ConfigError, host_errors
-from models import Image
+from fsm.store.database import Database
 
 
-def choose_storage(requested: str | None, engine: Engine) -> str:
+def choose_storage(requested: str | None, db: Database) -> str:
     """``requested``, else the driver the database's images already live in, else
     devicemapper where the kernel has the dm-thin target, else vfs."""
     if requested is not None:
         return requested
-    with engine.connect() as connection:
-        used = connection.execute(select(Image.storage_driver).limit(1)).scalar_one_or_none()
+    used = db.images.storage_driver_in_use()
     if used is not None:
         return used
     from drivers.storage.devicemapper import dm_thin_available
@@ -41,16 +38,14 @@ def check_options(name: str | None, options: Mapping[str, Any]) -> None:
         DevicemapperOptions.from_mapping(options)
 
 
-def open_storage(requested: str | None, root: Path, engine: Engine,
+def open_storage(requested: str | None, root: Path, db: Database,
                  options: Mapping[str, Any]) -> StorageDriver:
-    name = choose_storage(requested, engine)
+    name = choose_storage(requested, db)
     with host_errors():
         if name == "vfs":
             return VfsDriver(root / "vfs")
         if name == "devicemapper":
             from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions
-            from fsm.thin_metadata import SQLDeviceMetadataStore
-
-            return DevicemapperDriver(root, SQLDeviceMetadataStore(engine),
+            return DevicemapperDriver(root, db.thin,
                                       DevicemapperOptions.from_mapping(options))
     raise ConfigError("storage", name, "'vfs' or 'devicemapper'")

@@ -69,6 +69,9 @@ class Container(Base):
     restart_count: Mapped[int] = mapped_column(Integer, default=0)
     #: set by an explicit ``stop``; ``unless-stopped`` does not restart such a container
     manually_stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: which start the row is at (1 after the first): the monitor's exit record names its run,
+    #: and an exit counts only for the current one
+    run: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: cmd, env, working_dir, exposed_ports
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: network_mode, ipc_mode, links, mounts, tmpfs, restart_policy, shm_size

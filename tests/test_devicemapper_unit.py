@@ -21,7 +21,7 @@ from drivers.storage.devicemapper.layout import check_layer_id, layout_for
 from drivers.storage.devicemapper.metadata import StaleRecord
 from drivers.storage.devicemapper.status import human_size
 from fsm import thin_metadata
-from fsm.thin_metadata import SQLDeviceMetadataStore
+from fsm.store.thin import SQLDeviceMetadataStore
 from models.base import Base
 from models.thin import ThinDevice, ThinPool
 

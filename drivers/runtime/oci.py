@@ -29,9 +29,19 @@ SHIM = str(Path(__file__).with_name("shim.py"))
 
 @dataclass(frozen=True)
 class ContainerPaths:
-    """The files the runtime keeps for one container, all under its directory."""
+    """The files the runtime keeps for one container, all under its directory. Those of one run
+    (one start) carry its number: a monitor that outlives its run (it still reports the exit
+    while the next run starts) reads and writes only its own."""
 
     root: Path
+    #: which start of the container these files belong to
+    run: int = 0
+
+    def of_run(self, run: int) -> ContainerPaths:
+        return ContainerPaths(self.root, run)
+
+    def _of_run(self, name: str, suffix: str) -> Path:
+        return self.root / f"{name}.{self.run}.{suffix}"
 
     @property
     def bundle(self) -> Path:
@@ -39,7 +49,7 @@ class ContainerPaths:
 
     @property
     def log(self) -> Path:
-        """The container's stdout and stderr."""
+        """The container's stdout and stderr (every run's)."""
         return self.root / "container.log"
 
     @property
@@ -52,19 +62,20 @@ class ContainerPaths:
 
     @property
     def exit_file(self) -> Path:
-        """Written by the shim, atomically, when the process has ended."""
-        return self.root / "exit.json"
+        """Written by the shim, atomically, when the run's process has ended."""
+        return self._of_run("exit", "json")
 
     @property
     def exit_waiter(self) -> Path:
-        """The pid of an orchestrator waiting to fire ``exit`` itself (``wait``, ``stop``)."""
-        return self.root / "exit.waiter"
+        """The pid of an orchestrator waiting to fire the run's ``exit`` itself (``wait``,
+        ``stop``)."""
+        return self._of_run("exit", "waiter")
 
     @property
     def exit_handled(self) -> Path:
         """That waiter's verdict once ``exit`` is committed: ``<finished_at> done|needed``, whether
         the shim must still run the exit command (restart policy, auto-removal)."""
-        return self.root / "exit.handled"
+        return self._of_run("exit", "handled")
 
     @property
     def shm(self) -> Path:
@@ -73,17 +84,26 @@ class ContainerPaths:
 
     @property
     def pid_file(self) -> Path:
-        return self.root / "container.pid"
+        return self._of_run("container", "pid")
 
     @property
     def shim_pid_file(self) -> Path:
-        return self.root / "shim.pid"
+        return self._of_run("shim", "pid")
 
     @property
     def shim_config(self) -> Path:
         """The shim's settings: a ``marshal``-ed dict (0600: the exit command's environment may
         hold the database URL with its password)."""
-        return self.root / "shim.config"
+        return self._of_run("shim", "config")
+
+    def files_of_earlier_runs(self) -> list[Path]:
+        """The per-run files of runs before the previous one: their monitors are long gone."""
+        earlier = []
+        for path in self.root.glob("*.*.*"):
+            number = path.name.split(".")[1]
+            if number.isdigit() and int(number) < self.run - 1:
+                earlier.append(path)
+        return earlier
 
 
 @dataclass(frozen=True)
@@ -116,16 +136,21 @@ class OCIRuntime:
         on_exit_env: Mapping[str, str] | None = None,
     ) -> int:
         """Write the bundle, start the container under a shim, and return its pid once the
-        process is really running. Raises :class:`HostError` with the runtime's own message when
+        process is really running. ``paths`` names the run; the shim appends the exit code to
+        ``on_exit``. Raises :class:`HostError` with the runtime's own message when
         it does not start; nothing of it is then left (the shim deletes it)."""
         paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for stale in (paths.exit_file, paths.pid_file, paths.runtime_log, paths.exit_waiter,
-                      paths.exit_handled):
+        # only this run's files and those of long-finished runs: the previous run's monitor may
+        # still be reading its own (it reports an exit that a stop has already committed)
+        for stale in (paths.exit_file, paths.pid_file, paths.exit_waiter, paths.exit_handled,
+                      paths.runtime_log,
+                      *paths.files_of_earlier_runs()):
             stale.unlink(missing_ok=True)
         write_bundle(paths.bundle, spec)
         self.state_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         config = {
             "id": spec.container_id,
+            "run": paths.run,
             "runtime": self.binary,
             "runtime_root": str(self.state_root),
             "runtime_log": str(paths.runtime_log),

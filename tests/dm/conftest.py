@@ -19,7 +19,7 @@ from drivers.commands import QUICK, run
 from drivers.errors import HostError
 from drivers.storage.devicemapper import DevicemapperDriver, dmsetup
 from drivers.storage.devicemapper.layout import layout_for
-from fsm.thin_metadata import SQLDeviceMetadataStore
+from fsm.store.thin import SQLDeviceMetadataStore
 from models.base import Base
 from models.thin import ThinDevice, ThinPool
 from tests.dm.helpers import SMALL, force_clean, host_leftovers, release_all

@@ -18,7 +18,7 @@ from tests.dm.helpers import SMALL
 
 
 def load_store_module() -> ModuleType:
-    """fsm/thin_metadata.py alone: importing it as ``fsm.thin_metadata`` runs fsm/__init__.py,
+    """fsm/thin_metadata.py alone: importing it as ``fsm.store.thin`` runs fsm/__init__.py,
     which loads the whole orchestrator; in the emulated VM that is six seconds per crash.
     """
     path = Path(__file__).resolve().parents[2] / "fsm" / "thin_metadata.py"

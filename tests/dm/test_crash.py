@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from drivers.errors import NoSuchDevice
 from drivers.mounts import mounted_under
 from drivers.storage.devicemapper import DevicemapperDriver, dmsetup
-from fsm.thin_metadata import SQLDeviceMetadataStore
+from fsm.store.thin import SQLDeviceMetadataStore
 from tests.dm.helpers import SMALL, assert_consistent, our_dm_devices
 
 pytestmark = pytest.mark.dm

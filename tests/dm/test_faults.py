@@ -14,7 +14,7 @@ from drivers.mounts import is_mounted
 from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions, dmsetup, losetup
 from drivers.storage.devicemapper.config import GiB, MiB
 from drivers.storage.devicemapper.layout import layout_for
-from fsm.thin_metadata import SQLDeviceMetadataStore
+from fsm.store.thin import SQLDeviceMetadataStore
 from tests.dm.helpers import (
     SMALL,
     assert_consistent,

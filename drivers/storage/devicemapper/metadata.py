@@ -1,7 +1,7 @@
 """What the DeviceSet remembers, and the protocol of the store that remembers it.
 
 The DeviceSet decides (policy); a :class:`DeviceMetadataStore` records (persistence). berth's store
-is SQL (``fsm.thin_metadata.SQLDeviceMetadataStore``); tests may use any other. Records are plain
+is SQL (``fsm.store.thin.SQLDeviceMetadataStore``); tests may use any other. Records are plain
 frozen dataclasses so that no caller holds a database object across a ``dmsetup`` call.
 
 The pool's *transaction id* orders every change of the pool's metadata (a device created or

@@ -7,20 +7,16 @@ A linked container sees Docker's environment names for each link (``DATABASE_NAM
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from fsm.container import LiveContainer
 from fsm.errors import InvalidState
-
-if TYPE_CHECKING:
-    from fsm.container import LiveContainer
-    from fsm.info import ContainerInfo
+from fsm.steps.host import Host
 
 
-def linked_targets(container: LiveContainer) -> list[tuple[str, ContainerInfo]]:
+def linked_targets(container: LiveContainer, host: Host) -> list[tuple[str, LiveContainer]]:
     """(alias, target) for every link; refused unless each target is running."""
     result = []
     for link in container.host_config["links"]:
-        target = container.orc.get(link["container"])
+        target = host.db.resolve(link["container"])
         if target.state != "running":
             raise InvalidState(target.id, target.state, "link to",
                                f"start it before {container.name}", name=target.name)
@@ -28,10 +24,10 @@ def linked_targets(container: LiveContainer) -> list[tuple[str, ContainerInfo]]:
     return result
 
 
-def link_environment(container: LiveContainer) -> dict[str, str]:
+def link_environment(container: LiveContainer, host: Host) -> dict[str, str]:
     env: dict[str, str] = {}
-    for alias, target in linked_targets(container):
-        ip = container.orc.bridge.address_of(target.id)
+    for alias, target in linked_targets(container, host):
+        ip = host.network.address_of(target.id)
         prefix = alias.upper().replace("-", "_").replace(".", "_")
         env[f"{prefix}_NAME"] = f"/{container.name}/{alias}"
         ports = target.config.get("exposed_ports", [])
@@ -51,10 +47,10 @@ def link_environment(container: LiveContainer) -> dict[str, str]:
     return env
 
 
-def link_hosts(container: LiveContainer) -> list[str]:
+def link_hosts(container: LiveContainer, host: Host) -> list[str]:
     lines = []
-    for alias, target in linked_targets(container):
-        ip = container.orc.bridge.address_of(target.id)
+    for alias, target in linked_targets(container, host):
+        ip = host.network.address_of(target.id)
         if ip:
             names = " ".join(dict.fromkeys([alias, target.id[:12], target.name]))
             lines.append(f"{ip}\t{names}")

@@ -1,0 +1,144 @@
+"""Engines with the settings berth relies on, and one connection per operation.
+
+SQLite gets WAL, foreign keys and a busy timeout, and its write transactions begin with
+``BEGIN IMMEDIATE``: two writers then queue on the busy timeout instead of one failing on a read
+lock it cannot upgrade. Reads begin a plain deferred transaction, which in WAL mode blocks no
+writer. PostgreSQL connections are pinged on checkout (SQLAlchemy's ``pool_pre_ping``), so a
+server restart costs one failed ping, not a failed operation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from fsm.errors import ConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: set on a connection's ``info`` while it begins a write transaction
+_IMMEDIATE = "berth_immediate"
+
+
+def open_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
+    """An engine for ``url``. A SQLite file must exist, or its directory at least: a mistyped
+    path is an error, never a new empty database, unless ``create_sqlite_file`` (the embedded
+    default, whose data root berth makes itself)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ConfigError(
+            "database_url", url, "an SQLAlchemy URL such as sqlite:////path/berth.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from error
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, parsed, create_sqlite_file)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(parsed, pool_pre_ping=True, pool_use_lifo=True)
+        except (NoSuchModuleError, ImportError) as error:
+            raise ConfigError(
+                "database_url", url, "a PostgreSQL URL needs psycopg: pip install 'berth[postgres]'"
+            ) from error
+    raise ConfigError("database_url", url, "a sqlite:/// or postgresql:// URL")
+
+
+def _sqlite_engine(url: str, parsed: URL, create: bool) -> Engine:
+    database = parsed.database
+    if not database or database == ":memory:":
+        raise ConfigError(
+            "database_url", url, "a SQLite file (several processes share it), not :memory:"
+        )
+    path = Path(database)
+    if not path.parent.is_dir():
+        if not create:
+            raise ConfigError("database_url", url,
+                              f"a SQLite file in an existing directory ({path.parent} does not "
+                              "exist)")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        import os
+
+        # made here so that it is 0600 from the start: it holds every container's environment
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                           pool_use_lifo=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy's "begin" below issues BEGIN itself, not pysqlite's implicit one
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.info.get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Connections:
+    """One pooled connection per operation and thread: :meth:`operation` holds it, and every
+    read and write inside uses it. No transaction stays open between statements: :meth:`read`
+    ends its own, :meth:`write` commits or rolls back."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._held = threading.local()
+
+    @contextmanager
+    def operation(self) -> Iterator[Connection]:
+        """The connection this thread's operation uses (nested operations share it)."""
+        held: Connection | None = getattr(self._held, "connection", None)
+        if held is not None:
+            yield held
+            return
+        with self.engine.connect() as connection:
+            self._held.connection = connection
+            try:
+                yield connection
+            finally:
+                self._held.connection = None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads; the transaction they begin ends with the block."""
+        with self.operation() as connection:
+            try:
+                yield connection
+            finally:
+                if connection.in_transaction():
+                    connection.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction, committed at the end of the block (rolled back
+        if it raises)."""
+        with self.operation() as connection:
+            if connection.in_transaction():
+                connection.rollback()  # a read left open by the caller: no upgrade of its lock
+            connection.info[_IMMEDIATE] = True
+            try:
+                with connection.begin():
+                    connection.info[_IMMEDIATE] = False
+                    yield connection
+            finally:
+                connection.info[_IMMEDIATE] = False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
