@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from transitions import EventData, Machine, MachineError
 
@@ -36,7 +36,7 @@ def _in_order(steps: list[Callable[..., Any]]) -> Callable[..., Any]:
     first to raise stops the rest), noting on the container which phase is under way."""
 
     def run_in_order(event: EventData) -> None:
-        container: LiveContainer = event.model
+        container = cast(LiveContainer, event.model)
         for each in steps:
             container.phase = phase_of(each)
             each(event)

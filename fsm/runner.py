@@ -29,6 +29,7 @@ from fsm.errors import (
 from fsm.info import ContainerInfo
 from fsm.leases import LeaseKeeper
 from fsm.machine import fire
+from fsm.policy import after_exit_needed
 from fsm.steps.host import Host
 from models import utcnow
 
@@ -229,8 +230,6 @@ class Runner:
         it fired): tell the shim whether it must still run the exit hook, which only a restart
         policy or auto-removal needs once ``exit`` is committed."""
         if info.state in (states.EXITED, states.DEAD):
-            from fsm.restart import after_exit_needed
-
             self.host.runtime.record_exit_handled(paths, status, after_exit_needed(info))
 
     def wait(self, ref: str, timeout: float | None) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from fsm import Orchestrator, StartFailed, lifecycle, states
+from fsm import Orchestrator, StartFailed, states
 from fsm.graph import mermaid
 from models import Container, utcnow
 
@@ -235,10 +235,13 @@ def test_lifecycle_md_is_what_fsm_states_says() -> None:
     assert [_names(r[0])[0] for r in rows] == states.STATES
     assert {_names(r[0])[0] for r in rows if r[1] == "yes"} == states.IN_FLIGHT
 
+    step_names = {p.rpartition(".")[2] for t in states.TRANSITIONS
+                  for p in ([t["prepare"]] if isinstance(t.get("prepare"), str)
+                            else t.get("prepare", []))}
     rows = _markdown_table(text, "| trigger | from | to | side effect (`prepare`) |")
     documented = []
     for trigger, sources, dest, effect in rows:
-        steps = [n for n in _names(effect) if hasattr(lifecycle, n)]
+        steps = [n for n in _names(effect) if n in step_names]
         documented.append((_names(trigger)[0], _names(sources), _names(dest)[0], steps))
     declared = []
     for t in states.TRANSITIONS:
@@ -246,5 +249,5 @@ def test_lifecycle_md_is_what_fsm_states_says() -> None:
         prepare = t.get("prepare", [])
         prepare = [prepare] if isinstance(prepare, str) else prepare
         declared.append((t["trigger"], sources, t["dest"],
-                         [p.removeprefix("fsm.lifecycle.") for p in prepare]))
+                         [p.rpartition(".")[2] for p in prepare]))
     assert documented == declared

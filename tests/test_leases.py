@@ -10,16 +10,13 @@ import pytest
 from sqlalchemy import select, update
 
 from fsm import Orchestrator, states
-from fsm.machine import fire
 from models import Container, utcnow
 
 
 def _in_flight(orc: Orchestrator, image: str) -> str:
     """A container left in ``mounting`` by this process (it fired ``start`` and went no further)."""
     created = orc.create(image, ["true"], network_mode="none")
-    container = orc._load(created.id)
-    container.trigger_started_at = utcnow()
-    fire(container, "start")
+    orc.runner.fire(orc.db.resolve(created.id), "start")
     assert orc.get(created.id).state == states.MOUNTING
     return created.id
 
@@ -29,13 +26,13 @@ def _all_ids(report: dict[str, list[str]]) -> set[str]:
 
 
 def _lease(orc: Orchestrator, container_id: str) -> object:
-    with orc.engine.connect() as connection:
+    with orc.db.engine.connect() as connection:
         return connection.execute(select(Container.lease_expires_at)
                                   .where(Container.id == container_id)).scalar_one()
 
 
 def _set(orc: Orchestrator, container_id: str, **values: object) -> None:
-    with orc.engine.begin() as connection:
+    with orc.db.engine.begin() as connection:
         connection.execute(update(Container).where(Container.id == container_id).values(values))
 
 
@@ -45,7 +42,7 @@ def test_the_lease_is_renewed_while_a_step_runs(database_url: str, root: object,
     orc.import_image("busybox", busybox_tar)  # type: ignore[arg-type]
     container_id = _in_flight(orc, "busybox")
     first = _lease(orc, container_id)
-    with orc.leases.keep(orc._load(container_id)):
+    with orc.runner.leases.keep(orc.db.resolve(container_id)):
         deadline = time.monotonic() + 10
         while _lease(orc, container_id) == first:
             assert time.monotonic() < deadline, "the lease was never renewed"
@@ -97,7 +94,7 @@ def _no_leftover_in_flight(orc: Orchestrator) -> object:
 
 
 def _expire_all(orc: Orchestrator) -> None:
-    with orc.engine.begin() as connection:
+    with orc.db.engine.begin() as connection:
         connection.execute(update(Container).where(Container.state.in_(states.IN_FLIGHT))
                            .values(lease_expires_at=utcnow() - timedelta(1), owner=None))
     orc.recover()

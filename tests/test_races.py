@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fsm import Orchestrator, states
+from fsm.steps.host import Drivers
 from models import Container, Endpoint, TransitionAudit
 from tests.audit import assert_legal_chain
 from tests.conftest import known_container_ids
@@ -110,8 +111,8 @@ def test_a_stop_ends_when_another_process_fired_the_exit(
     created = orc.create(image, ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"],
                          network_mode="none")
     orc.start(created.id)
-    other = Orchestrator(database_url=database_url, root=root, storage="vfs")
-    other.__dict__["runtime"] = HiddenExitRecord(other.runtime)
+    other = Orchestrator(database_url=database_url, root=root, storage="vfs",
+                         drivers=Drivers(runtime=HiddenExitRecord(orc.runtime)))  # type: ignore[arg-type]
     stopped: dict[str, object] = {}
 
     def stop_blind() -> None:
@@ -127,9 +128,10 @@ def test_a_stop_ends_when_another_process_fired_the_exit(
         deadline = time.monotonic() + 60
         while orc.get(created.id).state != states.EXITED:
             assert time.monotonic() < deadline, "the exit was never recorded"
-            if orc.runtime.exit_status(orc.paths(created.id)) is not None:
-                orc.handle_exit(created.id, orc.runtime.exit_status(orc.paths(created.id))
-                                .exit_code)  # type: ignore[union-attr]
+            run = orc.get(created.id).run
+            status = orc.runtime.exit_status(orc.paths(created.id).of_run(run))
+            if status is not None:
+                orc.handle_exit(created.id, run, status.exit_code)
             time.sleep(0.01)
         stopper.join(timeout=120)
     finally:

@@ -1,8 +1,7 @@
 """A PostgreSQL server that drops berth's connections (a restart, an idle timeout, an operator's
-``pg_terminate_backend``): the next operation still works. A connection is pinged before use,
-except by ``fsm.sql``'s checkouts of one in use within ``fsm.database.PING_AFTER_IDLE_S``: a read
-through ``fsm.sql.SQL.read`` (an operation's first statements, ``list``, recovery's scan) that
-finds it gone is made again on a new pool."""
+``pg_terminate_backend``): a connection is pinged when an operation checks it out of the pool; a
+read that finds its connection gone mid-operation is made again; a write is a clear error and
+commits nothing (``fsm.store.engine.Connections``)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fsm import Orchestrator, database
+from fsm import BerthError, Orchestrator
 from fsm.errors import NoSuchContainer, NoSuchImage
 from tests.postgres_server import PostgresServer
 
@@ -32,7 +31,7 @@ def _drop_connections(server: PostgresServer, orc: Orchestrator) -> int:
     """Terminate every server process of the orchestrator's database, as a restart would."""
     import psycopg
 
-    database = orc.engine.url.database
+    database = orc.db.engine.url.database
     with psycopg.connect(host=str(server.socket_dir), port=server.port, user=server.user,
                          dbname="postgres", autocommit=True) as admin:
         row = admin.execute(
@@ -43,46 +42,44 @@ def _drop_connections(server: PostgresServer, orc: Orchestrator) -> int:
 
 
 def test_a_connection_dropped_while_idle_is_found_by_the_ping(
-        postgres: PostgresServer, pg_orc: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
+        postgres: PostgresServer, pg_orc: Orchestrator) -> None:
     with pytest.raises(NoSuchContainer):
         pg_orc.get("nothing-here")
     assert _drop_connections(postgres, pg_orc) >= 1
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 0.0)  # every reused connection is idle
-    # a read through SQLAlchemy, not fsm.sql.SQL.read: only the ping can save it
+    # each operation checks a connection out of the pool, pinged first: the dropped one is
+    # replaced before anything is read with it
     assert pg_orc.events() == []
     assert pg_orc.images() == []
-
-
-def test_a_connection_dropped_within_the_idle_window_is_read_again(
-        postgres: PostgresServer, pg_orc: Orchestrator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 3600.0)  # no ping at all
-    with pytest.raises(NoSuchContainer):
-        pg_orc.get("nothing-here")
-    # each read below is the first after the server dropped every connection: it finds its
-    # connection gone and reads again on a new pool (fsm.sql.SQL.read); the caller sees the
-    # answer, not the lost connection
-    assert _drop_connections(postgres, pg_orc) >= 1
-    with pytest.raises(NoSuchContainer):
-        pg_orc.get("nothing-here")
-    assert _drop_connections(postgres, pg_orc) >= 1
     with pytest.raises(NoSuchImage):
         pg_orc.create("nothing-here", ["true"])
     assert _drop_connections(postgres, pg_orc) >= 1
     assert pg_orc.list(all=True) == []
     assert _drop_connections(postgres, pg_orc) >= 1
-    assert pg_orc.recover() == {"failed": [], "exited": [], "adopted": [], "skipped": []}
+    assert pg_orc.recover() == {"failed": [], "exited": []}
 
 
+def test_a_read_whose_connection_drops_mid_operation_is_made_again(
+        postgres: PostgresServer, pg_orc: Orchestrator) -> None:
+    with pg_orc.db.connections.operation():
+        assert pg_orc.list(all=True) == []
+        assert _drop_connections(postgres, pg_orc) >= 1
+        # the operation's held connection is gone: the read finds out and reads again
+        assert pg_orc.list(all=True) == []
+        with pytest.raises(NoSuchContainer):
+            pg_orc.get("nothing-here")
 
-@pytest.mark.parametrize("read", ["events", "images", "history"])
-def test_a_read_through_sqlalchemy_is_pinged_even_right_after_use(
-        postgres: PostgresServer, pg_orc: Orchestrator, monkeypatch: pytest.MonkeyPatch,
-        read: str) -> None:
-    """Only fsm.sql's checkouts skip the ping of a connection used within the idle window (their
-    reads are made again); a read through SQLAlchemy has no second attempt, so it is pinged."""
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 3600.0)  # fsm.sql's: never pinged
-    reads = {"events": pg_orc.events, "images": pg_orc.images,
-             "history": lambda: pg_orc.history("f" * 64)}
-    assert reads[read]() == []  # the pooled connection is now in use a moment ago
-    assert _drop_connections(postgres, pg_orc) >= 1
-    assert reads[read]() == []
+
+def test_a_write_whose_connection_drops_is_a_clear_error_and_changes_nothing(
+        postgres: PostgresServer, pg_orc: Orchestrator, busybox_tar: Path) -> None:
+    pg_orc.import_image("busybox", busybox_tar)
+    created = pg_orc.create("busybox", ["true"], network_mode="none")
+    with pg_orc.db.connections.operation():
+        container = pg_orc.db.resolve(created.id)
+        assert _drop_connections(postgres, pg_orc) >= 1
+        with pytest.raises(BerthError, match="lost the connection to the database"):
+            pg_orc.runner.fire(container, "remove")
+    after = pg_orc.get(created.id)
+    assert (after.state, container.state, container.version) == ("created", "created", 1)
+    assert [t.trigger for t in pg_orc.history(created.id)] == []
+    pg_orc.remove(created.id)
+    assert pg_orc.list(all=True) == []

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 from fsm.errors import BerthError
-from fsm.lifecycle import _ensure_working_directory
+from fsm.steps.start import ensure_working_directory
 
 
 def test_a_working_dir_is_made_in_the_rootfs(tmp_path: Path) -> None:
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
-    _ensure_working_directory(rootfs, "/srv/app")
+    ensure_working_directory(rootfs, "/srv/app")
     assert (rootfs / "srv" / "app").is_dir()
-    _ensure_working_directory(rootfs, "/")  # the rootfs itself: nothing to make
+    ensure_working_directory(rootfs, "/")  # the rootfs itself: nothing to make
     assert sorted(p.name for p in rootfs.iterdir()) == ["srv"]
 
 
@@ -25,5 +25,5 @@ def test_a_symlink_in_the_image_cannot_lead_the_mkdir_out(tmp_path: Path) -> Non
     outside.mkdir()
     (rootfs / "work").symlink_to(outside)
     with pytest.raises(BerthError, match="outside the container's rootfs"):
-        _ensure_working_directory(rootfs, "/work/sub")
+        ensure_working_directory(rootfs, "/work/sub")
     assert list(outside.iterdir()) == []

@@ -35,9 +35,8 @@ class AddressStore:
         self.connections = connections
 
     def network_id(self, name: str) -> int | None:
-        with self.connections.read() as connection:
-            found: int | None = connection.execute(
-                select(networks.c.id).where(networks.c.name == name)).scalar()
+        found: int | None = self.connections.scalar(
+            select(networks.c.id).where(networks.c.name == name))
         return found
 
     def add_network(self, name: str, driver: str, bridge: str, subnet: str,
@@ -57,14 +56,12 @@ class AddressStore:
         query = select(endpoints.c.ip).where(endpoints.c.container_id == container_id)
         if network_id is not None:
             query = query.where(endpoints.c.network_id == network_id)
-        with self.connections.read() as connection:
-            found: str | None = connection.execute(query.limit(1)).scalar()
+        found: str | None = self.connections.scalar(query.limit(1))
         return found
 
     def used_addresses(self, network_id: int) -> set[str]:
-        with self.connections.read() as connection:
-            return set(connection.execute(
-                select(endpoints.c.ip).where(endpoints.c.network_id == network_id)).scalars())
+        return set(self.connections.scalars(
+            select(endpoints.c.ip).where(endpoints.c.network_id == network_id)))
 
     def claim(self, record: EndpointRecord) -> bool:
         """Insert the endpoint; False when its address was taken meanwhile."""

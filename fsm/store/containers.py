@@ -10,6 +10,7 @@ all. Nothing here runs while a side effect is under way: the callers commit afte
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -93,57 +94,47 @@ class ContainerStore:
 
     def load(self, ref: str) -> LiveContainer | None:
         """The row whose id or name is ``ref``."""
-        with self.connections.read() as connection:
-            row = connection.execute(_BY_ID_OR_NAME, {"ref": ref}).first()
+        row = self.connections.first(_BY_ID_OR_NAME, {"ref": ref})
         return None if row is None else live(row)
 
     def id_of(self, ref: str) -> str | None:
         """The id of the row whose id or name is ``ref``."""
-        with self.connections.read() as connection:
-            found: str | None = connection.execute(_ID_BY_REF, {"ref": ref}).scalar()
+        found: str | None = self.connections.scalar(_ID_BY_REF, {"ref": ref})
         return found
 
-    def ids_with_prefix(self, prefix: str) -> list[str]:
+    def ids_with_prefix(self, prefix: str) -> builtins.list[str]:
         """Up to ten ids that start with ``prefix``."""
-        with self.connections.read() as connection:
-            return list(connection.execute(_IDS_BY_PREFIX, {"prefix": prefix}).scalars())
+        return self.connections.scalars(_IDS_BY_PREFIX, {"prefix": prefix})
 
     def id_of_name(self, name: str) -> str | None:
-        with self.connections.read() as connection:
-            found: str | None = connection.execute(_ID_BY_NAME, {"name": name}).scalar()
+        found: str | None = self.connections.scalar(_ID_BY_NAME, {"name": name})
         return found
 
     def state_of(self, container_id: str) -> tuple[str, int] | None:
         """The row's state and run, or None once it is gone."""
-        with self.connections.read() as connection:
-            row = connection.execute(_STATE, {"id": container_id}).first()
+        row = self.connections.first(_STATE, {"id": container_id})
         return None if row is None else (row.state, row.run)
 
     def in_states(self, node: str, states: Sequence[str]
-                  ) -> list[tuple[LiveContainer, datetime | None]]:
+                  ) -> builtins.list[tuple[LiveContainer, datetime | None]]:
         """This node's rows in ``states``, each with its lease's end."""
-        with self.connections.read() as connection:
-            rows = connection.execute(_IN_STATES_ON_NODE,
-                                      {"node": node, "states": list(states)}).all()
+        rows = self.connections.all(_IN_STATES_ON_NODE, {"node": node, "states": list(states)})
         return [(live(row), row.lease_expires_at) for row in rows]
 
-    def list(self, states: Sequence[str] | None) -> list[ContainerInfo]:
+    def list(self, states: Sequence[str] | None) -> builtins.list[ContainerInfo]:
         """Containers in ``states`` (``None``: every one), newest first."""
-        with self.connections.read() as connection:
-            if states is None:
-                rows = connection.execute(_LIST_ALL).all()
-            else:
-                rows = connection.execute(_LIST_STATES, {"states": list(states)}).all()
+        if states is None:
+            rows = self.connections.all(_LIST_ALL)
+        else:
+            rows = self.connections.all(_LIST_STATES, {"states": list(states)})
         return [live(row).info() for row in rows]
 
-    def users_of_image(self, image_id: str) -> list[str]:
-        with self.connections.read() as connection:
-            return list(connection.execute(_USERS_OF_IMAGE, {"image_id": image_id}).scalars())
+    def users_of_image(self, image_id: str) -> builtins.list[str]:
+        return self.connections.scalars(_USERS_OF_IMAGE, {"image_id": image_id})
 
     def states_on_node(self, node: str) -> dict[str, str]:
         """Every container of ``node``: id → state."""
-        with self.connections.read() as connection:
-            return {row.id: row.state for row in connection.execute(_ON_NODE, {"node": node})}
+        return {row.id: row.state for row in self.connections.all(_ON_NODE, {"node": node})}
 
     # -- writes -----------------------------------------------------------------------------
 

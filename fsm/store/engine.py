@@ -10,20 +10,25 @@ server restart costs one failed ping, not a failed operation.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from fsm.errors import ConfigError
+from fsm.errors import BerthError, ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: set on a connection's ``info`` while it begins a write transaction
 _IMMEDIATE = "berth_immediate"
+_T = TypeVar("_T")
+
+
+class DatabaseUnavailable(BerthError):
+    """The database connection was lost during a write: nothing of it was committed."""
 
 
 def open_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
@@ -115,20 +120,46 @@ class Connections:
             finally:
                 self._held.connection = None
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection for reads; the transaction they begin ends with the block."""
+    def read(self, reading: Callable[[Connection], _T]) -> _T:
+        """``reading(connection)``, its transaction ended after it. A connection the server has
+        dropped meanwhile (a restart, ``pg_terminate_backend``) is replaced and the read made
+        once more: a read changes nothing, so it is safe to repeat."""
         with self.operation() as connection:
-            try:
-                yield connection
-            finally:
-                if connection.in_transaction():
-                    connection.rollback()
+            for attempt in (1, 2):
+                try:
+                    return reading(connection)
+                except DBAPIError as error:
+                    if attempt == 2 or not error.connection_invalidated:
+                        raise
+                finally:
+                    if connection.in_transaction():
+                        connection.rollback()
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def first(self, statement: Executable, params: Mapping[str, Any] | None = None
+              ) -> Row[Any] | None:
+        """The first row of a SELECT (:meth:`read`)."""
+        return self.read(lambda connection: connection.execute(statement, params).first())
+
+    def all(self, statement: Executable, params: Mapping[str, Any] | None = None
+            ) -> Sequence[Row[Any]]:
+        """Every row of a SELECT (:meth:`read`)."""
+        return self.read(lambda connection: connection.execute(statement, params).all())
+
+    def scalar(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None (:meth:`read`)."""
+        return self.read(lambda connection: connection.execute(statement, params).scalar())
+
+    def scalars(self, statement: Executable, params: Mapping[str, Any] | None = None
+                ) -> list[Any]:
+        """The first column of every row (:meth:`read`)."""
+        return self.read(lambda connection: list(connection.execute(statement, params).scalars()))
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction, committed at the end of the block (rolled back
-        if it raises)."""
+        if it raises). A connection lost on the way is a :class:`DatabaseUnavailable`: nothing
+        of the transaction was committed, and it is not repeated behind the caller's back."""
         with self.operation() as connection:
             if connection.in_transaction():
                 connection.rollback()  # a read left open by the caller: no upgrade of its lock
@@ -137,6 +168,12 @@ class Connections:
                 with connection.begin():
                     connection.info[_IMMEDIATE] = False
                     yield connection
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                raise DatabaseUnavailable(
+                    f"lost the connection to the database while writing ({error.orig}); the "
+                    "change was not committed: retry") from error
             finally:
                 connection.info[_IMMEDIATE] = False
 

@@ -36,20 +36,17 @@ class EventStore:
             query = query.where(events.c.container_id == container_id)
         if actions is not None:
             query = query.where(events.c.action.in_(list(actions)))
-        with self.connections.read() as connection:
-            rows = connection.execute(query).all()
+        rows = self.connections.all(query)
         return [Event(r.id, r.time, r.container_id, r.action, dict(r.attributes)) for r in rows]
 
     def history(self, container_id: str) -> list[TransitionRecord]:
         """Every committed transition of the container, oldest first."""
         query = select(audit).where(audit.c.container_id == container_id).order_by(audit.c.id)
-        with self.connections.read() as connection:
-            rows = connection.execute(query).all()
+        rows = self.connections.all(query)
         return [TransitionRecord(r.container_id, r.trigger, r.source, r.dest, r.started_at,
                                  r.finished_at, r.error) for r in rows]
 
     def container_ids(self) -> set[str]:
         """Every container this database has seen, removed ones included (their events
         stay)."""
-        with self.connections.read() as connection:
-            return set(connection.execute(select(events.c.container_id).distinct()).scalars())
+        return set(self.connections.scalars(select(events.c.container_id).distinct()))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, or_, select
+from sqlalchemy import Row, Table, bindparam, delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from fsm.errors import NameInUse
@@ -25,21 +25,17 @@ class ImageStore:
 
     def find(self, ref: str) -> ImageInfo | None:
         """The image whose name or id is ``ref``."""
-        with self.connections.read() as connection:
-            row = connection.execute(_BY_NAME_OR_ID, {"ref": ref}).first()
-        return None if row is None else ImageInfo(*row)
+        row = self.connections.first(_BY_NAME_OR_ID, {"ref": ref})
+        return None if row is None else _image(row)
 
     def all(self) -> list[ImageInfo]:
         """By name."""
-        with self.connections.read() as connection:
-            rows = connection.execute(select(*_COLUMNS).order_by(images.c.name)).all()
-        return [ImageInfo(*row) for row in rows]
+        rows = self.connections.all(select(*_COLUMNS).order_by(images.c.name))
+        return [_image(row) for row in rows]
 
     def storage_driver_in_use(self) -> str | None:
         """The storage driver the images live in, if there are any."""
-        with self.connections.read() as connection:
-            used: str | None = connection.execute(
-                select(images.c.storage_driver).limit(1)).scalar()
+        used: str | None = self.connections.scalar(select(images.c.storage_driver).limit(1))
         return used
 
     def add(self, image: ImageInfo) -> None:
@@ -57,5 +53,8 @@ class ImageStore:
             connection.execute(delete(images).where(images.c.id == image_id))
 
     def ids(self) -> set[str]:
-        with self.connections.read() as connection:
-            return set(connection.execute(select(images.c.id)).scalars())
+        return set(self.connections.scalars(select(images.c.id)))
+
+
+def _image(row: Row[Any]) -> ImageInfo:
+    return ImageInfo(row.id, row.name, row.size, row.storage_driver, row.created_at)
