@@ -25,8 +25,6 @@ first and create them again afterwards (``drop_views()`` / ``create_views()`` be
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from alembic import op
 
 revision = "0004_views"
@@ -48,16 +46,14 @@ _NOW = {
 }
 
 
-def _seconds_between(dialect: str, earlier: str, later: str,
-                     whole: Callable[[str], str] = str) -> str:
-    """``later - earlier`` in seconds, as a floating-point number, to the microsecond
-    (``whole``: what of a SQLite timestamp ``strftime('%s')`` reads; 0006 mends it)."""
+def _seconds_between(dialect: str, earlier: str, later: str) -> str:
+    """``later - earlier`` in seconds, as a floating-point number, to the microsecond."""
     if dialect == "sqlite":
         # julianday() keeps only milliseconds: whole seconds from strftime('%s'), plus the
         # microseconds SQLAlchemy always writes after the dot (characters 21 to 26)
         return (
-            f"((CAST(strftime('%s', {whole(later)}) AS INTEGER)"
-            f" - CAST(strftime('%s', {whole(earlier)}) AS INTEGER))"
+            f"((CAST(strftime('%s', {later}) AS INTEGER)"
+            f" - CAST(strftime('%s', {earlier}) AS INTEGER))"
             f" + (CAST(substr({later}, 21, 6) AS INTEGER)"
             f" - CAST(substr({earlier}, 21, 6) AS INTEGER)) / 1000000.0)"
         )
@@ -70,11 +66,7 @@ def _json_text(dialect: str, column: str, key: str) -> str:
     return f"({column} ->> '{key}')"
 
 
-def _create_statements(dialect: str,
-                       seconds_between: Callable[[str, str, str], str] = _seconds_between
-                       ) -> list[str]:
-    """The views' ``CREATE VIEW`` statements; ``seconds_between`` makes their time arithmetic
-    (0006 passes the one that mends it)."""
+def _create_statements(dialect: str) -> list[str]:
     if dialect not in _NOW:
         raise NotImplementedError(f"berth's views support sqlite and postgresql, not {dialect}")
     now = _NOW[dialect]
@@ -110,9 +102,9 @@ SELECT
     CASE WHEN c.state IN ({IN_FLIGHT}) THEN 1 ELSE 0 END AS in_flight,
     CASE WHEN c.lease_expires_at IS NOT NULL AND {lease_expired} THEN 1 ELSE 0 END
         AS lease_expired,
-    {seconds_between(dialect, now, 'c.lease_expires_at')} AS lease_seconds_left,
+    {_seconds_between(dialect, now, 'c.lease_expires_at')} AS lease_seconds_left,
     {state_since} AS state_since,
-    {seconds_between(dialect, state_since, now)} AS seconds_in_state
+    {_seconds_between(dialect, state_since, now)} AS seconds_in_state
 FROM containers c
 JOIN images i ON i.id = c.image_id
 """
@@ -139,7 +131,7 @@ SELECT
     t.dest,
     t.started_at,
     t.finished_at,
-    {seconds_between(dialect, 't.started_at', 't.finished_at')} * 1000.0 AS duration_ms,
+    {_seconds_between(dialect, 't.started_at', 't.finished_at')} * 1000.0 AS duration_ms,
     CASE WHEN t.trigger IN ('exit', 'fail') THEN {died_with} END AS exit_code,
     t.error,
     t.actor
@@ -190,8 +182,8 @@ WHERE i.storage_driver <> 'devicemapper'
     return [container_status, container_timeline, device_usage]
 
 
-def create_views(seconds_between: Callable[[str, str, str], str] = _seconds_between) -> None:
-    for statement in _create_statements(op.get_bind().dialect.name, seconds_between):
+def create_views() -> None:
+    for statement in _create_statements(op.get_bind().dialect.name):
         op.execute(statement)
 
 
