@@ -97,6 +97,26 @@ def _sqlite_engine(url: str, parsed: URL, create: bool) -> Engine:
     return engine
 
 
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection of ``engine`` in a write transaction (on SQLite ``BEGIN IMMEDIATE``, so it
+    waits for other writers instead of failing), committed at the end of the block."""
+    with engine.connect() as connection, _begin_immediately(connection):
+        yield connection
+
+
+@contextmanager
+def _begin_immediately(connection: Connection) -> Iterator[None]:
+    """Begin a write transaction on ``connection`` (committed when the block ends)."""
+    connection.info[_IMMEDIATE] = True
+    try:
+        with connection.begin():
+            connection.info[_IMMEDIATE] = False
+            yield
+    finally:
+        connection.info[_IMMEDIATE] = False
+
+
 class Connections:
     """One pooled connection per operation and thread: :meth:`operation` holds it, and every
     read and write inside uses it. No transaction stays open between statements: :meth:`read`
@@ -163,10 +183,8 @@ class Connections:
         with self.operation() as connection:
             if connection.in_transaction():
                 connection.rollback()  # a read left open by the caller: no upgrade of its lock
-            connection.info[_IMMEDIATE] = True
             try:
-                with connection.begin():
-                    connection.info[_IMMEDIATE] = False
+                with _begin_immediately(connection):
                     yield connection
             except DBAPIError as error:
                 if not error.connection_invalidated:
@@ -174,8 +192,6 @@ class Connections:
                 raise DatabaseUnavailable(
                     f"lost the connection to the database while writing ({error.orig}); the "
                     "change was not committed: retry") from error
-            finally:
-                connection.info[_IMMEDIATE] = False
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from fsm.errors import BerthError, SchemaOutOfDate
+from fsm.store.engine import write_transaction
 
 #: the package of berth's alembic environment and migrations (installed with berth)
 MIGRATIONS_PACKAGE = "migrations"
@@ -81,7 +82,7 @@ def upgrade(engine: Engine, url: str, revision: str = "head") -> None:
     of ``engine``, so that berth's engine settings (SQLite's foreign keys and busy timeout)
     apply; ``migrations/env.py`` uses the connection it is handed."""
     config = alembic_config(url)
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

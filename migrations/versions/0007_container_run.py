@@ -21,5 +21,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("containers") as batch:
-        batch.drop_column("run")
+    # in place (SQLite 3.35+ drops a column itself): a batch copy of the table would be refused
+    # while the views of 0004 read it
+    op.drop_column("containers", "run")
