@@ -123,6 +123,23 @@ def test_bad_orchestrator_options(tmp_path: Path) -> None:
         Orchestrator(root=tmp_path, database_url="sqlite://")
 
 
+def test_a_sqlite_url_in_a_missing_directory_is_refused_and_nothing_is_made(
+        tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent" / "dir"
+    with pytest.raises(ConfigError, match=r"database_url.*does not exist"):
+        Orchestrator(root=tmp_path / "root", database_url=f"sqlite:///{missing / 'x.db'}")
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_the_embedded_default_makes_its_data_root(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BERTH_DATABASE_URL", raising=False)
+    root = tmp_path / "fresh" / "root"
+    with Orchestrator(root=root, database_url=None) as orc:
+        assert orc.list(all=True) == []
+    assert (root / "berth.db").is_file()
+
+
 def test_image_import_refuses_bad_names_and_files(orc: Orchestrator, tmp_path: Path,
                                                   root: Path, busybox_tar: Path) -> None:
     orc.storage.status()  # the driver's own directories exist from its first use on

@@ -96,7 +96,7 @@ def populated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             orc.start(make(name, ["sleep", "600"], policy))
             orc.stop(ids[name], timeout=0)
         # two of them stopped days ago
-        with orc.engine.begin() as connection:
+        with orc.db.engine.begin() as connection:
             for name, days in (("old-exited", 3), ("old-dead", 2)):
                 connection.execute(update(Container).where(Container.id == ids[name])
                                    .values(finished_at=utcnow() - timedelta(days=days)))

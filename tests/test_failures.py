@@ -53,3 +53,13 @@ def test_missing_binary_fails_while_starting(orc: Orchestrator, image: str, root
     with pytest.raises(StartFailed, match="no-such-program"):
         orc.start(c.id)
     _assert_died_cleanly(orc, c.id, root, "starting the process")
+
+
+def test_a_working_dir_that_cannot_be_made_fails_while_preparing_the_process(
+        orc: Orchestrator, image: str, root: Path) -> None:
+    # /bin/busybox is a file: no directory can be made below it
+    c = orc.create(image, ["true"], network_mode="none", working_dir="/bin/busybox/work")
+    with pytest.raises(StartFailed, match="preparing the process") as failed:
+        orc.start(c.id)
+    assert "setting up the network" not in str(failed.value)
+    _assert_died_cleanly(orc, c.id, root, "preparing the process")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.root
 
 
 def _endpoints(orc: Orchestrator) -> int:
-    with orc.engine.connect() as connection:
+    with orc.db.engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(Endpoint)).scalar_one())
 
 
@@ -31,7 +31,7 @@ def _wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-unty
 def test_two_containers_on_the_bridge_reach_each_other(orc: Orchestrator, image: str) -> None:
     server = orc.create(image, ["sleep", "600"], name="server")
     orc.start(server.id)
-    server_ip = orc.bridge.address_of(server.id)
+    server_ip = orc.host.network.address_of(server.id)
     assert server_ip is not None
     client = orc.create(image, ["ping", "-c", "1", "-W", "5", server_ip])
     orc.start(client.id)
@@ -50,12 +50,12 @@ def test_default_network_mode_is_the_bridge_with_a_mac_derived_from_the_ip(
     c = orc.create(image, ["sh", "-c", "ip -o addr show eth0; cat /sys/class/net/eth0/address; "
                                        "ip route"])
     orc.start(c.id)
-    ip = orc.bridge.address_of(c.id)
+    ip = orc.host.network.address_of(c.id)
     assert orc.wait(c.id, timeout=60) == 0
     output = orc.paths(c.id).log.read_text()
     assert ip is not None and f"inet {ip}/16" in output
     assert "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split(".")) in output
-    assert f"default via {orc.bridge.gateway}" in output
+    assert f"default via {orc.host.network.gateway}" in output
 
 
 def test_a_linked_container_sees_link_variables_and_reaches_the_alias(
@@ -64,7 +64,7 @@ def test_a_linked_container_sees_link_variables_and_reaches_the_alias(
     db = orc.create(image, ["sleep", "600"], name="db", env={"POSTGRES_USER": "app"},
                     exposed_ports=["5432/tcp"])
     orc.start(db.id)
-    db_ip = orc.bridge.address_of(db.id)
+    db_ip = orc.host.network.address_of(db.id)
     app = orc.create(image, ["sh", "-c", "env | grep ^DATABASE_ | sort; ping -c1 -W5 database"],
                      name="app", links=["db:database"])
     orc.start(app.id)

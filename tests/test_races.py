@@ -61,7 +61,7 @@ def test_eight_processes_racing_on_fifty_containers(
         assert time.monotonic() < deadline
         time.sleep(0.05)
 
-    with orc.engine.connect() as connection:
+    with orc.db.engine.connect() as connection:
         audit = connection.execute(
             select(TransitionAudit.container_id, TransitionAudit.source, TransitionAudit.dest)
             .order_by(TransitionAudit.id)).all()

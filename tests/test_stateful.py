@@ -27,7 +27,7 @@ SETTLED = {states.CREATED, states.EXITED, states.DEAD}
 
 
 def check_invariants(orc: Orchestrator) -> None:
-    with orc.engine.connect() as connection:
+    with orc.db.engine.connect() as connection:
         rows = connection.execute(select(Container.id, Container.state, Container.version,
                                          Container.pid)).all()
         audit = connection.execute(select(TransitionAudit.container_id, TransitionAudit.trigger,

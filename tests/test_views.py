@@ -22,7 +22,7 @@ from sqlalchemy import delete, insert, select, text, update
 
 from drivers.storage.devicemapper.metadata import DeviceState, PoolRecord
 from fsm import Orchestrator, StartFailed, states
-from fsm.thin_metadata import SQLDeviceMetadataStore
+from fsm.store.thin import SQLDeviceMetadataStore
 from models import Container, TransitionAudit
 
 pytestmark = pytest.mark.root
@@ -41,7 +41,7 @@ class World:
     populated_on: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        with self.orc.engine.connect() as connection:
+        with self.orc.db.engine.connect() as connection:
             return [dict(r._mapping) for r in connection.execute(text(sql), params)]
 
 
@@ -79,7 +79,7 @@ def _populate(orc: Orchestrator, tar: Path) -> dict[str, str]:
 
     # the records a devicemapper DeviceSet keeps: base, the image's layer, idle's layer, and a
     # create that never committed (a crash between the pool message and its commit)
-    store = SQLDeviceMetadataStore(orc.engine)
+    store = SQLDeviceMetadataStore(orc.db.engine)
     store.add_pool(PoolRecord(name=POOL, pool_device=f"/dev/mapper/{POOL}",
                               data_file="/var/lib/berth/devicemapper/data",
                               metadata_file="/var/lib/berth/devicemapper/metadata",
@@ -109,7 +109,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         url = request.getfixturevalue("postgres").create_database(f"berth_views_{base.name}")
     orc = Orchestrator(database_url=url, root=base / "root", storage="vfs")
     try:
-        world = World(orc, orc.engine.dialect.name)
+        world = World(orc, orc.db.engine.dialect.name)
         world.ids = _populate(orc, busybox_tar)
         yield world
     finally:
@@ -140,7 +140,7 @@ def test_container_status_has_one_row_per_container_as_the_api_lists_them(world:
     orc = world.orc
     before, rows, after = _now_window(world, "SELECT * FROM container_status")
     listed = {c.id: c for c in orc.list(all=True)}
-    with orc.engine.connect() as connection:
+    with orc.db.engine.connect() as connection:
         leases = dict(connection.execute(select(Container.id, Container.lease_expires_at)).all())
     assert sorted(r["id"] for r in rows) == sorted(listed)
     assert set(listed) == {world.ids[n] for n in ("idle", "web", "ok", "bad", "broken", "flaky")}
@@ -177,7 +177,7 @@ def test_in_flight_rows_their_owners_and_leases(world: World) -> None:
     queries = _doc_queries()
     now = datetime.now(UTC)
     ids = world.ids
-    with world.orc.engine.connect() as connection:
+    with world.orc.db.engine.connect() as connection:
         transaction = connection.begin()
         try:
             connection.execute(update(Container).where(Container.id == ids["idle"]).values(
@@ -216,7 +216,7 @@ def test_timeline_durations_are_exact_near_a_second_boundary(
         whole, micro = seconds.split(".")
         return datetime(2026, 1, 2, 3, 4, int(whole), int(micro), tzinfo=UTC)
 
-    with world.orc.engine.begin() as connection:
+    with world.orc.db.engine.begin() as connection:
         audit_id = connection.execute(insert(TransitionAudit).values(
             container_id=UNOWNED, trigger="probe", source="created", dest="created",
             started_at=moment(started), finished_at=moment(finished), error="",
@@ -226,7 +226,7 @@ def test_timeline_durations_are_exact_near_a_second_boundary(
                             id=audit_id)
         assert row["duration_ms"] == pytest.approx(milliseconds, abs=1e-6)
     finally:
-        with world.orc.engine.begin() as connection:
+        with world.orc.db.engine.begin() as connection:
             connection.execute(delete(TransitionAudit).where(TransitionAudit.id == audit_id))
 
 
@@ -275,7 +275,7 @@ def test_device_usage_names_the_owner_of_every_layer(world: World) -> None:
     expected += [("container", c.id, c.name, c.state, c.image, None) for c in containers]
     assert vfs == sorted(expected, key=repr)
 
-    store = SQLDeviceMetadataStore(orc.engine)
+    store = SQLDeviceMetadataStore(orc.db.engine)
     thin = {r["layer"]: r for r in rows if r["storage_driver"] == "devicemapper"}
     devices = {d.hash: d for d in store.list_devices(POOL)}
     assert set(thin) == set(devices) == {"base", image.id, world.ids["idle"], UNOWNED}
@@ -368,7 +368,8 @@ def test_every_query_of_the_docs_runs_and_answers(world: World, number: int) -> 
 
 
 def test_the_views_come_and_go_with_their_migration(tmp_path: Path) -> None:
-    from fsm.database import open_engine, upgrade
+    from fsm.store.engine import open_engine
+    from fsm.store.schema import upgrade
 
     url = f"sqlite:///{tmp_path / 'v.db'}"
     engine = open_engine(url)
@@ -382,7 +383,7 @@ def test_the_views_come_and_go_with_their_migration(tmp_path: Path) -> None:
     assert views() == ["container_status", "container_timeline", "device_usage"]
     from alembic import command
 
-    from fsm.database import alembic_config
+    from fsm.store.schema import alembic_config
 
     config = alembic_config(url)
     with engine.begin() as connection:
