@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,34 +39,34 @@ def _in_threads(*calls: object) -> list[object]:
     return results
 
 
+@pytest.fixture
+def other(orc: Orchestrator, database_url: str, root: Path) -> Iterator[Orchestrator]:
+    """A second orchestrator process's view of the same database and host."""
+    with Orchestrator(database_url=database_url, root=root, storage="vfs",
+                      recover=False) as second:
+        yield second
+
+
 def test_a_second_start_waits_for_the_first_and_succeeds(
-        orc: Orchestrator, image: str, database_url: str, root: Path) -> None:
-    other = Orchestrator(database_url=database_url, root=root, storage="vfs", recover=False)
-    try:
-        for _round in range(5):
-            c = orc.create(image, ["sleep", "600"], network_mode="none")
-            results = _in_threads(lambda c=c: orc.start(c.id), lambda c=c: other.start(c.id))
-            assert [getattr(r, "state", r) for r in results] == [states.RUNNING] * 2
-            history = orc.history(c.id)
-            assert [t.trigger for t in history].count("start") == 1
-            assert_legal_chain([(t.source, t.dest) for t in history], c.id)
-            orc.remove(c.id, force=True)
-    finally:
-        other.close()
+        orc: Orchestrator, other: Orchestrator, image: str) -> None:
+    for _round in range(5):
+        c = orc.create(image, ["sleep", "600"], network_mode="none")
+        results = _in_threads(lambda c=c: orc.start(c.id), lambda c=c: other.start(c.id))
+        assert [getattr(r, "state", r) for r in results] == [states.RUNNING] * 2
+        history = orc.history(c.id)
+        assert [t.trigger for t in history].count("start") == 1
+        assert_legal_chain([(t.source, t.dest) for t in history], c.id)
+        orc.remove(c.id, force=True)
 
 
 def test_forced_removal_of_a_container_being_started_always_succeeds(
-        orc: Orchestrator, image: str, database_url: str, root: Path) -> None:
-    other = Orchestrator(database_url=database_url, root=root, storage="vfs", recover=False)
-    try:
-        for _round in range(5):
-            c = orc.create(image, ["sleep", "600"], network_mode="none")
-            results = _in_threads(lambda c=c: other.start(c.id),
-                                  lambda c=c: orc.remove(c.id, force=True))
-            assert results[1] is None, results
-            assert orc.list(all=True) == []
-    finally:
-        other.close()
+        orc: Orchestrator, other: Orchestrator, image: str, root: Path) -> None:
+    for _round in range(5):
+        c = orc.create(image, ["sleep", "600"], network_mode="none")
+        results = _in_threads(lambda c=c: other.start(c.id),
+                              lambda c=c: orc.remove(c.id, force=True))
+        assert results[1] is None, results
+        assert orc.list(all=True) == []
     assert mounts_under(root) == []
 
 
