@@ -12,7 +12,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,11 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from tests.postgres_server import PostgresServer
 
+_T = TypeVar("_T")
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # ``tests.postgres_server`` is imported from the repository
     sys.path.insert(0, str(REPO))
@@ -57,11 +57,11 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def spread(values: Sequence[float]) -> str:
+def spread(values: Sequence[float], digits: int = 1) -> str:
     """``min..max`` of a sample, for a reader to judge the noise."""
     if not values:
         return "-"
-    return f"{min(values):.1f}..{max(values):.1f}"
+    return f"{min(values):.{digits}f}..{max(values):.{digits}f}"
 
 
 @dataclass
@@ -83,11 +83,28 @@ def alternate(rounds: int, variants: Sequence[tuple[str, Callable[[], float]]],
     """Run every variant once per round, in an order that rotates each round (so that none
     always runs first, after a warm-up or right after a noisy neighbour), and keep each run's
     figure. Each callable returns its own figure (already in ``samples.unit``)."""
+    for name, value in _rotated(rounds, variants):
+        samples.add(name, value)
+    return samples
+
+
+def alternate_parts(rounds: int, variants: Sequence[tuple[str, Callable[[], dict[str, float]]]]
+                    ) -> dict[str, Samples]:
+    """:func:`alternate` for variants that return several figures (ms), each by its part's
+    name: one :class:`Samples` per part."""
+    parts: dict[str, Samples] = {}
+    for name, figures in _rotated(rounds, variants):
+        for part, value in figures.items():
+            parts.setdefault(part, Samples("ms")).add(name, value)
+    return parts
+
+
+def _rotated(rounds: int, variants: Sequence[tuple[str, Callable[[], _T]]]
+             ) -> Iterator[tuple[str, _T]]:
     for round_number in range(rounds):
         shift = round_number % len(variants)
         for name, run in [*variants[shift:], *variants[:shift]]:
-            samples.add(name, run())
-    return samples
+            yield name, run()
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -115,22 +132,28 @@ def _cell(value: Any) -> str:
 
 def machine_facts() -> str:
     """One line a reader can compare with their own machine."""
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = _first_field("/proc/cpuinfo", "model name")
+    memory = _first_field("/proc/meminfo", "MemTotal")  # "24683584 kB"
+    if memory.endswith(" kB"):
+        memory = f"{int(memory.split()[0]) / (1 << 20):.1f} GiB"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     import sqlalchemy
     import transitions
 
     return (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.node()}; {cpu}, "
-            f"{os.cpu_count()} cpus; load {load}; Linux {platform.release()}; Python "
-            f"{platform.python_version()}; SQLAlchemy {sqlalchemy.__version__}; transitions "
-            f"{transitions.__version__}; SQLite {_sqlite_version()}")
+            f"{os.cpu_count()} cpus, {memory} memory; load {load}; Linux {platform.release()}; "
+            f"Python {platform.python_version()}; SQLAlchemy {sqlalchemy.__version__}; "
+            f"transitions {transitions.__version__}; SQLite {_sqlite_version()}")
+
+
+def _first_field(path: str, name: str) -> str:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
 
 
 def _sqlite_version() -> str:
@@ -195,22 +218,12 @@ def database_urls(names: Sequence[str], tag: str) -> Iterator[dict[str, Callable
 
 
 def busybox_tar(directory: Path) -> Path:
-    """A root filesystem tarball made from Debian's busybox-static, as the tests make it."""
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        raise SystemExit("busybox-static is not installed (apt-get install busybox-static)")
-    tree = directory / "rootfs"
-    for sub in ("bin", "etc", "tmp", "root", "proc", "sys", "dev"):
-        (tree / sub).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(busybox, tree / "bin" / "busybox")
-    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
-    for applet in applets.stdout.split():
-        if applet != "busybox" and not (tree / "bin" / applet).is_symlink():
-            (tree / "bin" / applet).symlink_to("busybox")
-    (tree / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (tree / "tmp").chmod(0o1777)
-    tar = directory / "busybox.tar"
-    subprocess.run(["tar", "-C", str(tree), "-cf", str(tar), "."], check=True)
+    """A root filesystem tarball of Debian's busybox-static, made as ``berth demo`` makes it."""
+    try:
+        from fsm.cli.demo import build_busybox_tar
+    except ImportError:  # before the CLI became a package
+        from fsm.demo import build_busybox_tar  # type: ignore[no-redef]
+    tar: Path = build_busybox_tar(directory / "busybox.tar")
     return tar
 
 

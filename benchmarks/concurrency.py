@@ -1,7 +1,7 @@
 """Several orchestrator processes sharing one database: throughput, conflicts, lost updates.
 
 1, 2, 4 and 8 processes (``--quick``: 1 and 2) each drive their own containers through whole
-lifecycles (create, start, exit, remove; the NULL drivers of ``benchmarks/null_drivers.py``) for
+lifecycles (create, start, wait, remove; the NULL drivers of ``benchmarks/null_drivers.py``) for
 a fixed time, all starting together. Printed: lifecycles per second (all processes together),
 ``ConcurrentTransition`` raised (distinct containers should never conflict), other errors, and
 the audit check: for every container driven, its ``transitions`` rows, in id order, must form a
@@ -9,8 +9,10 @@ legal chain (the first leaves ``created``, each row's source is the previous row
 last reaches ``removed``, 7 rows): any mismatch would be a lost update.
 
 Then a contended round: the processes race to ``start`` the same created containers; exactly
-one start per container must win, the others get ``ConcurrentTransition`` (or find it running),
-and the chains must still be legal.
+one start per container must commit, and every other ``start`` must wait for it and return the
+running container (issue 15: a second start waits for one in flight); a
+``ConcurrentTransition`` or ``InvalidState`` is counted as a failure. The chains must still be
+legal.
 
 Run: ``python -m benchmarks.concurrency [--quick] [--databases sqlite,postgresql]``
 """
@@ -37,7 +39,7 @@ from benchmarks._common import (
     parser,
     print_table,
 )
-from benchmarks.null_drivers import IPC_MODE, ensure_null_image, plug_null_drivers
+from benchmarks.null_drivers import IPC_MODE, null_orchestrator
 from fsm import ConcurrentTransition, Orchestrator
 from fsm.errors import BerthError, InvalidState
 from models import TransitionAudit
@@ -55,14 +57,8 @@ class Result:
     first_error: str = ""
 
 
-def _orchestrator(url: str, root: str) -> tuple[Orchestrator, str]:
-    orc = Orchestrator(database_url=url, root=root, storage="vfs")
-    plug_null_drivers(orc, Path(root) / "null-rootfs")
-    return orc, "null"
-
-
 def distinct_worker(url: str, root: str, seconds: float, barrier: Any, queue: Any) -> None:
-    orc, image = _orchestrator(url, root)
+    orc, image = null_orchestrator(url, Path(root))
     lifecycles = conflicts = errors = 0
     first_error = ""
     ids: list[str] = []
@@ -74,7 +70,7 @@ def distinct_worker(url: str, root: str, seconds: float, barrier: Any, queue: An
             info = orc.create(image, ["/bin/true"], ipc_mode=IPC_MODE)
             ids.append(info.id)
             orc.start(info.id)
-            orc.handle_exit(info.id, 0)
+            orc.wait(info.id)
             orc.remove(info.id)
             lifecycles += 1
         except ConcurrentTransition:
@@ -88,10 +84,10 @@ def distinct_worker(url: str, root: str, seconds: float, barrier: Any, queue: An
 
 
 def contended_worker(url: str, root: str, ids: list[str], barrier: Any, queue: Any) -> None:
-    """``lifecycles`` counts the starts that returned a running container (won, or found
-    running); ``conflicts`` the ConcurrentTransition; ``errors`` the InvalidState "it is
-    mounting" kind (another start in progress), the expected answers of a lost race."""
-    orc, _image = _orchestrator(url, root)
+    """``lifecycles`` counts the starts that returned a running container (won, waited for the
+    winner, or found it running); ``conflicts`` the ConcurrentTransition and ``errors`` the
+    InvalidState raised (none expected)."""
+    orc, _image = null_orchestrator(url, Path(root))
     returned = conflicts = in_progress = 0
     barrier.wait()
     start = time.perf_counter()
@@ -110,7 +106,7 @@ def contended_worker(url: str, root: str, ids: list[str], barrier: Any, queue: A
 def check_chains(orc: Orchestrator, ids: list[str], complete: bool) -> tuple[int, int]:
     """(containers checked, mismatches): each row's source must be the previous row's dest."""
     chains: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    with orc.engine.connect() as connection:
+    with orc.db.engine.connect() as connection:
         for start in range(0, len(ids), 500):
             rows = connection.execute(
                 select(TransitionAudit.container_id, TransitionAudit.source, TransitionAudit.dest)
@@ -152,9 +148,8 @@ def measure(name: str, make_url: Any, root: Path, quick: bool) -> None:
     rows = []
     for processes in counts:
         url = make_url(f"p{processes}_{os.getpid()}")
-        setup = Orchestrator(database_url=url, root=root / f"setup{processes}", storage="vfs")
-        ensure_null_image(setup.engine)
-        setup.engine.dispose()
+        setup, _image = null_orchestrator(url, root / f"setup{processes}")
+        setup.db.engine.dispose()
         results = run_processes(distinct_worker, [
             (url, str(root / f"p{processes}-{i}"), seconds) for i in range(processes)])
         lifecycles = sum(r.lifecycles for r in results)
@@ -175,24 +170,23 @@ def measure(name: str, make_url: Any, root: Path, quick: bool) -> None:
 
     processes = counts[-1]
     url = make_url(f"contended_{os.getpid()}")
-    setup, image = _orchestrator(url, str(root / "contended"))
-    ensure_null_image(setup.engine)
+    setup, image = null_orchestrator(url, root / "contended")
     ids = [setup.create(image, ["/bin/true"], ipc_mode=IPC_MODE).id
            for _ in range(20 if quick else 200)]
-    setup.engine.dispose()
+    setup.db.engine.dispose()
     results = run_processes(contended_worker, [
         (url, str(root / f"c-{i}"), ids) for i in range(processes)])
     running = len(setup.list(state="running"))
     checked, mismatches = check_chains(setup, ids, complete=False)
-    with setup.engine.connect() as connection:
+    with setup.db.engine.connect() as connection:
         starts = connection.execute(
             select(TransitionAudit.actor).where(TransitionAudit.container_id.in_(ids))
             .where(TransitionAudit.trigger == "start")).scalars().all()
     setup.close()
     print_table(f"{name}: {processes} processes racing to start the same {len(ids)} containers "
-                "(each container must be started exactly once)",
+                "(each container must be started exactly once, every start returns it running)",
                 ["start transitions", "by processes", "returned running", "ConcurrentTransition",
-                 "InvalidState (in progress)", "running after", "chain mismatches"],
+                 "InvalidState", "running after", "chain mismatches"],
                 [[len(starts), len(set(starts)), sum(r.lifecycles for r in results),
                   sum(r.conflicts for r in results), sum(r.errors for r in results), running,
                   mismatches]])

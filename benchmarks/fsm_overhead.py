@@ -1,34 +1,33 @@
-"""What berth's state machine and persistence cost, against the floor of the same SQL commits.
+"""berth's own cost per container lifecycle, against bare runc's lifecycle measured in the same run.
 
-``berth``: N lifecycles (create, start = start/mounted/networked/started, the process's exit,
-remove = remove/removed) through :class:`fsm.Orchestrator` with the NULL drivers of
-``benchmarks/null_drivers.py`` (storage, runtime and network do nothing; the exit is fired by
-calling ``orc.handle_exit(id, 0)`` as the shim's exit hook does).
+- ``berth``: ``orc.create`` + ``orc.start`` + ``orc.wait`` (+ ``orc.remove``) through the public
+  API with the NULL drivers of ``benchmarks/null_drivers.py`` (storage, runtime and network do
+  nothing; ``wait`` fires the run's ``exit``, as it does when the shim has recorded a real one),
+  on SQLite and on PostgreSQL over its Unix socket (the tests' private server,
+  ``tests/postgres_server.py``). What is left is berth's own work: the state machine, the
+  steps, SQLAlchemy and the database.
+- ``runc``: ``runc create`` + ``runc start`` + waiting for the process (+ ``runc delete``) of a
+  real busybox bundle (``benchmarks/bare_runc.py``; needs root): what the cheapest real
+  container costs on this machine.
+- ``raw SQL floor`` (information only): the commits a berth lifecycle makes (the container row
+  and its ``create`` event, then per transition the compare-and-swap ``UPDATE``, a ``DELETE``
+  for ``removed``, the ``transitions`` row and the ``events`` row where berth writes one: 8
+  transactions), as plain DBAPI statements on a connection of the same engine settings.
 
-``floor``: the same rows written by hand through the DBAPI connection (``engine.raw_connection()``
-of an engine made by the same ``fsm.database.open_engine``, so the pragmas match): per lifecycle
-the INSERT of the container row and its ``create`` event; for each of the 7 transitions one
-transaction with the compare-and-swap ``UPDATE containers ... WHERE id AND version AND state``
-(a ``DELETE`` for ``removed``), the ``transitions`` audit INSERT and, where berth writes one,
-the ``events`` INSERT. 8 commits per lifecycle, no reads. On PostgreSQL, where berth commits
-each transition in one statement (``fsm.sql.SQL.commit_change``), the floor written that way
-runs too (``OneStatementFloor``): berth against it is berth's overhead beyond its own writes.
+Each round runs one batch of every variant, the order rotated each round, so that load on this
+shared machine falls on all of them alike; the figures are medians over rounds, and each ratio
+is the median of the per-round ratios (a berth batch against the runc batch of the same round).
+Budgets (issue 15): berth's lifecycle <= 0.10 x runc's on SQLite, <= 0.25 x on PostgreSQL.
+Both ratios are printed: the whole lifecycles (berth's with ``remove``, runc's with ``delete``)
+and ``create + start + wait`` alone on both sides.
 
-The two run alternately, in batches, on the same database file (or PostgreSQL database); the
-ratio berth/floor is the overhead of everything berth does beyond the writes it must make. Three
-more variants alternate with them: the floor plus berth's 4 reads per lifecycle plus the shared
-machine's 7 triggers (``design_reads``), the least this design can cost, which splits the ratio
-into what the design needs and what berth's own code adds; the same 7 triggers alone on the
-shared ``transitions`` machine with callbacks that do nothing (``benchmarks/machine_binding.py``'s
-``shared``), printed against what the 1.3 target leaves berth beyond the floor; and berth's
-persistence alone on that machine (``benchmarks/lean_lifecycle.py``: its loads,
-``commit_transition`` and ``fsm.sql``, none of the orchestrator's features), printed against
-what the target leaves the rest of berth.
-Then: the SQL statements berth sends per operation (counted where the driver receives them:
-:class:`StatementCounter`), and
-a cProfile of berth's lifecycles, summed by area.
+``--explain`` adds, per database, the statements, transactions and pool checkouts per
+operation (SQLAlchemy's ``before_cursor_execute``, ``begin``, ``commit``, ``rollback`` and pool
+``checkout`` events), what one read costs alone, inside an operation and as plain DBAPI, and a
+cProfile of berth's lifecycles summed by area.
 
-Run: ``python -m benchmarks.fsm_overhead [--quick] [--databases sqlite,postgresql]``
+Run: ``sudo python -m benchmarks.fsm_overhead [--quick] [--explain] [--rounds N]
+[--databases sqlite,postgresql]``
 """
 
 from __future__ import annotations
@@ -42,68 +41,88 @@ import shutil
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 
+from benchmarks import bare_runc
 from benchmarks._common import (
     Samples,
     add_database_option,
-    alternate,
+    alternate_parts,
     banner,
+    busybox_tar,
     database_urls,
     databases,
+    median,
     parser,
     print_table,
     spread,
 )
-from benchmarks.lean_lifecycle import lean_lifecycle
-from benchmarks.machine_binding import shared
 from benchmarks.null_drivers import (
     IPC_MODE,
     NULL_IMAGE,
     NULL_IMAGE_ID,
-    ensure_null_image,
-    plug_null_drivers,
+    null_orchestrator,
 )
 from fsm import Orchestrator
-from fsm.database import PING_AFTER_IDLE_S, open_engine
-from fsm.listing import decode_row
+from fsm.store.engine import open_engine
 
-TRANSITIONS_PER_LIFECYCLE = 7
-COMMITS_PER_LIFECYCLE = 8
+#: issue 15: berth's null-driver lifecycle over bare runc's, per database
+BUDGETS = {"sqlite": 0.10, "postgresql": 0.25}
+LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+OPERATIONS = ("create", "start", "wait", "remove")
 
 
 # -- berth ---------------------------------------------------------------------------------
 
 
-def berth_lifecycle(orc: Orchestrator, image: str, mark: Callable[[str], None]) -> None:
+def berth_lifecycle(orc: Orchestrator, image: str,
+                    mark: Callable[[str], None] = lambda _operation: None) -> tuple[float, float]:
+    """One lifecycle; seconds of ``create + start + wait`` and of ``remove``."""
+    began = time.perf_counter()
     mark("create")
     info = orc.create(image, ["/bin/true"], ipc_mode=IPC_MODE)
     mark("start")
     orc.start(info.id)
-    mark("exit")
-    orc.handle_exit(info.id, 0)
+    mark("wait")
+    if orc.wait(info.id) != 0:
+        raise RuntimeError("a null run exits 0")
+    waited = time.perf_counter()
     mark("remove")
     orc.remove(info.id)
     mark("")
+    return waited - began, time.perf_counter() - waited
 
 
-def open_orchestrator(url: str, root: Path) -> tuple[Orchestrator, str]:
-    orc = Orchestrator(database_url=url, root=root, storage="vfs")
-    plug_null_drivers(orc, root / "null-rootfs")
-    return orc, ensure_null_image(orc.engine)
+def berth_batch(orc: Orchestrator, image: str, times: int) -> Callable[[], dict[str, float]]:
+    def batch() -> dict[str, float]:
+        spent = [berth_lifecycle(orc, image) for _ in range(times)]
+        csw = sum(s[0] for s in spent) * 1000 / times
+        remove = sum(s[1] for s in spent) * 1000 / times
+        return {"c+s+w": csw, "remove": remove, "lifecycle": csw + remove}
+
+    return batch
 
 
-# -- the floor: the same writes by hand ------------------------------------------------------
+def runc_batch_of(runc: bare_runc.Runc, times: int) -> Callable[[], dict[str, float]]:
+    def batch() -> dict[str, float]:
+        parts = runc.lifecycles(times)
+        return {"c+s+w": parts["total"], "remove": parts["remove"],
+                "lifecycle": parts["total"] + parts["remove"]}
+
+    return batch
+
+
+# -- the floor: the same commits as plain DBAPI statements -----------------------------------
 
 
 class Floor:
-    """The rows a berth lifecycle commits, written through one DBAPI connection."""
+    """The rows a berth lifecycle commits, written through one DBAPI connection of an engine
+    with berth's settings (``fsm.store.engine.open_engine``: the same pragmas)."""
 
     def __init__(self, url: str, node: str, owner: str) -> None:
         self.engine = open_engine(url)
@@ -112,7 +131,6 @@ class Floor:
         self.dbapi: Any = self.raw.driver_connection
         self.node = node
         self.owner = owner
-        self.mark = "?" if self.sqlite else "%s"
 
     def close(self) -> None:
         self.raw.close()
@@ -126,16 +144,13 @@ class Floor:
     def _bool(self, value: bool) -> Any:
         return int(value) if self.sqlite else value
 
-    def _sql(self, text: str) -> str:
-        return text.replace("?", self.mark)
-
     def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         cursor = self.dbapi.cursor()
         try:
             if self.sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
             for index, (text, params) in enumerate(statements):
-                cursor.execute(self._sql(text), params)
+                cursor.execute(text if self.sqlite else text.replace("?", "%s"), params)
                 if index == 0 and text.startswith(("UPDATE", "DELETE")) and cursor.rowcount != 1:
                     raise RuntimeError("the floor's compare-and-swap lost a race")
             self.dbapi.commit()
@@ -145,19 +160,24 @@ class Floor:
         finally:
             cursor.close()
 
+    def _event(self, container_id: str, action: str, now: datetime
+               ) -> tuple[str, tuple[Any, ...]]:
+        attributes = json.dumps({"image": NULL_IMAGE, "name": f"floor_{container_id[:12]}"})
+        return ("INSERT INTO events (time, container_id, action, attributes) VALUES (?, ?, ?, ?)",
+                (self._time(now), container_id, action, attributes))
+
     def _transition(self, container_id: str, version: int, trigger: str, source: str, dest: str,
                     values: dict[str, Any], event_action: str | None) -> None:
         now = datetime.now(UTC)
         in_flight = dest in ("mounting", "networking", "starting", "stopping", "removing")
-        values = {**values, "version": version + 1,
+        values = {"state": dest, "version": version + 1,
                   "owner": self.owner if in_flight else None,
                   "lease_expires_at": self._time(now + timedelta(seconds=60)) if in_flight
-                  else None}
+                  else None, **values}
         where = " WHERE id = ? AND version = ? AND state = ?"
         if dest == "removed":
             cas = ("DELETE FROM containers" + where, (container_id, version, source))
         else:
-            values["state"] = dest
             assignments = ", ".join(f"{column} = ?" for column in values)
             cas = (f"UPDATE containers SET {assignments}{where}",
                    (*values.values(), container_id, version, source))
@@ -167,243 +187,120 @@ class Floor:
             (container_id, trigger, source, dest, self._time(now), self._time(now), "",
              self.owner))]
         if event_action is not None:
-            statements.append(self._event(container_id, event_action, now, {}))
+            statements.append(self._event(container_id, event_action, now))
         self._transaction(statements)
-
-    def _event(self, container_id: str, action: str, now: datetime,
-               extra: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-        attributes = json.dumps({"image": "null", "name": f"floor_{container_id[:12]}", **extra})
-        return ("INSERT INTO events (time, container_id, action, attributes) VALUES (?, ?, ?, ?)",
-                (self._time(now), container_id, action, attributes))
 
     def lifecycle(self) -> None:
         container_id = secrets.token_hex(32)
         now = datetime.now(UTC)
-        config = json.dumps({"cmd": ["/bin/true"], "env": {}, "working_dir": "/",
+        config = json.dumps({"cmd": ["/bin/true"], "env": {}, "working_dir": "",
                              "exposed_ports": []})
-        host_config = json.dumps({"network_mode": "", "ipc_mode": "private", "tmpfs": {},
+        host_config = json.dumps({"network_mode": "bridge", "ipc_mode": IPC_MODE, "tmpfs": {},
                                   "links": [], "restart_policy": {"name": "no",
                                                                   "maximum_retry_count": 0},
-                                  "mounts": [], "shm_size": None})
+                                  "mounts": [], "shm_size": None, "auto_remove": False})
         self._transaction([
-            ("INSERT INTO containers (id, name, image_id, state, version, node, exit_code, error, "
-             "created_at, has_been_started_before, restart_count, manually_stopped, config, "
-             "host_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-             (container_id, f"floor_{container_id[:12]}", NULL_IMAGE_ID, "created", 1, self.node,
-              0, "", self._time(now), self._bool(False), 0, self._bool(False), config,
-              host_config)),
-            self._event(container_id, "create", now, {}),
+            ("INSERT INTO containers (id, name, image_id, state, version, owner, "
+             "lease_expires_at, node, exit_code, error, pid, created_at, started_at, "
+             "finished_at, has_been_started_before, restart_count, manually_stopped, run, "
+             "config, host_config) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             (container_id, f"floor_{container_id[:12]}", NULL_IMAGE_ID, "created", 1, None, None,
+              self.node, 0, "", None, self._time(now), None, None, self._bool(False), 0,
+              self._bool(False), 0, config, host_config)),
+            self._event(container_id, "create", now),
         ])
         t = self._transition
         t(container_id, 1, "start", "created", "mounting",
-          {"error": "", "exit_code": 0, "pid": None, "finished_at": None,
-           "manually_stopped": self._bool(False)}, None)
+          {"exit_code": 0, "error": "", "pid": None, "finished_at": None,
+           "manually_stopped": self._bool(False), "run": 1}, None)
         t(container_id, 2, "mounted", "mounting", "networking", {}, None)
         t(container_id, 3, "networked", "networking", "starting", {}, None)
         t(container_id, 4, "started", "starting", "running",
           {"pid": 4194303, "started_at": self._time(datetime.now(UTC)),
            "has_been_started_before": self._bool(True)}, "start")
         t(container_id, 5, "exit", "running", "exited",
-          {"exit_code": 0, "finished_at": self._time(datetime.now(UTC)), "pid": None,
-           "error": ""}, "die")
+          {"exit_code": 0, "error": "", "pid": None,
+           "finished_at": self._time(datetime.now(UTC))}, "die")
         t(container_id, 6, "remove", "exited", "removing", {}, None)
         t(container_id, 7, "removed", "removing", "removed", {}, "destroy")
 
 
-class OneStatementFloor(Floor):
-    """PostgreSQL: the same commits, each one statement, as berth commits a transition there
-    (:meth:`fsm.sql.SQL.commit_change`): the container row's change, then its audit and event
-    rows inserted by ``WITH`` clauses selecting from the changed row, in autocommit (a
-    statement is its own transaction). One round trip per commit, where :class:`Floor` makes
-    one per statement, ``BEGIN`` and ``COMMIT`` included."""
+def floor_batch(floor: Floor, times: int) -> Callable[[], dict[str, float]]:
+    def batch() -> dict[str, float]:
+        began = time.perf_counter()
+        for _ in range(times):
+            floor.lifecycle()
+        return {"lifecycle": (time.perf_counter() - began) * 1000 / times}
 
-    CASTS = {"transitions": ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMP",
-                             "TIMESTAMP", "TEXT", "VARCHAR"),
-             "events": ("TIMESTAMP", "VARCHAR", "VARCHAR", "JSON")}
-
-    def __init__(self, url: str, node: str, owner: str) -> None:
-        super().__init__(url, node, owner)
-        self.dbapi.autocommit = True
-
-    def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        (change, params), inserts = statements[0], statements[1:]
-        clauses = [f"changed AS ({change} RETURNING 1)"]
-        values = list(params)
-        for index, (text, row) in enumerate(inserts):
-            head = text.partition(" VALUES ")[0]  # INSERT INTO table (columns)
-            casts = ", ".join(f"CAST(? AS {t})" for t in self.CASTS[head.split()[2]])
-            clauses.append(f"insert{index} AS ({head} SELECT {casts} FROM changed)")
-            values += row
-        cursor = self.dbapi.cursor()
-        try:
-            cursor.execute(self._sql(f"WITH {', '.join(clauses)} SELECT count(*) FROM changed"),
-                           values)
-            if cursor.fetchone()[0] != 1:
-                raise RuntimeError("the floor's compare-and-swap lost a race")
-        finally:
-            cursor.close()
+    return batch
 
 
-# -- the least this design can cost ----------------------------------------------------------
-
-
-def design_reads(orc: Orchestrator, floor: Floor, container_id: str) -> Callable[[], None]:
-    """The reads a berth lifecycle makes, with nothing of berth around them: create's image
-    lookup and the row loads of start, the exit and remove, as ``fsm.sql`` writes them, on
-    the floor's connection, each row decoded as ``fsm.listing`` decodes it (a row that stays,
-    ``container_id``: the same cost as the lifecycle's own)."""
-    sql, connection = orc.sql, floor.dbapi
-
-    def reads() -> None:
-        autocommit = None if sql.sqlite else connection.autocommit
-        if not sql.sqlite:
-            connection.autocommit = True  # as fsm.sql reads: no BEGIN/ROLLBACK round trips
-        cursor = connection.cursor()
-        cursor.execute(sql.select_image, (NULL_IMAGE, NULL_IMAGE))
-        assert cursor.fetchone() is not None
-        for _load in range(3):
-            cursor.execute(sql.select_live, (container_id, container_id))
-            decode_row(cursor.fetchone())
-        cursor.close()
-        if not sql.sqlite:
-            connection.autocommit = autocommit
-
-    return reads
-
-
-# -- counting what berth sends ---------------------------------------------------------------
+# -- where the time goes (--explain) ---------------------------------------------------------
 
 
 class StatementCounter:
-    """Counts, per operation, the statements the database driver receives (whether SQLAlchemy
-    or berth's own cursor sent them: ``fsm/sql.py`` runs the transitions on the DBAPI cursor,
-    which no engine event sees), the commits and the pool checkouts.
+    """Per operation: the statements SQLAlchemy sends (by verb), the transactions it begins,
+    commits and rolls back, and the pool checkouts (on PostgreSQL each is a ping,
+    ``pool_pre_ping``: one round trip)."""
 
-    SQLite: the connection's ``set_trace_callback`` (every statement SQLite runs, BEGIN and
-    COMMIT included). PostgreSQL: a counting cursor class on the psycopg connection (each row of
-    an ``executemany`` counted as a statement) and ``commit()`` counted by a wrapper."""
+    COLUMNS = ("checkout", "BEGIN", "SELECT", "INSERT", "UPDATE", "DELETE", "COMMIT",
+               "ROLLBACK")
 
-    def __init__(self) -> None:
+    def __init__(self, orc: Orchestrator) -> None:
         self.operation = ""
-        self.active = False
-        self.by_operation: dict[str, Counter[str]] = defaultdict(Counter)
-        self.selects: Counter[str] = Counter()
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
+        engine = orc.db.engine
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            verb = statement.lstrip().split(None, 1)[0].upper()
+            if verb != "BEGIN":  # SQLite's BEGIN [IMMEDIATE]: counted by "begin" below
+                self.counts[self.operation][verb] += 1
+
+        for name in ("begin", "commit", "rollback"):
+            event.listen(engine, name, self._counter(name.upper()))
+        event.listen(engine.pool, "checkout", self._counter("checkout"))
+
+    def _counter(self, column: str) -> Callable[..., None]:
+        def count(*_args: Any) -> None:
+            self.counts[self.operation][column] += 1
+
+        return count
 
     def mark(self, operation: str) -> None:
         self.operation = operation
 
-    def seen(self, statement: str, times: int = 1) -> None:
-        if not self.active:
-            return
-        verb = statement.lstrip().split(None, 1)[0].upper()
-        verb = {"COMMIT": "commit", "END": "commit"}.get(verb, verb)
-        self.by_operation[self.operation][verb] += times
-        if verb == "WITH":  # a transition committed in one statement, in autocommit
-            self.by_operation[self.operation]["commit"] += times
-        if verb == "SELECT":
-            self.selects[" ".join(statement.split())[:110]] += times
+    def report(self, database: str, lifecycles: int) -> None:
+        total: Counter[str] = Counter()
+        for operation in OPERATIONS:
+            total.update(self.counts[operation])
+        # other statements (WITH ..., say) get a column of their own
+        columns = [*self.COLUMNS, *sorted(set(total) - set(self.COLUMNS))]
+        rows = [[operation, *[seen[c] / lifecycles for c in columns],
+                 sum(seen.values()) / lifecycles]
+                for operation, seen in [*((o, self.counts[o]) for o in OPERATIONS),
+                                        ("lifecycle", total)]]
+        print_table(f"{LABELS[database]}: per lifecycle, what berth asks of the database (the "
+                    "last column: round trips on PostgreSQL)",
+                    ["operation", *columns, "all"], rows)
+        print("  the floor: 8 transactions, 0 SELECT, 12 INSERT, 6 UPDATE, 1 DELETE, 0 checkout")
 
-    def attach(self, orc: Orchestrator) -> None:
-        engine = orc.engine
-        counter = self
-        hooked: set[int] = set()
-        if engine.dialect.name == "sqlite":
-            # the transitions run on this thread's own connection, outside the pool
-            own = orc.sql.thread_connection()
-            own.set_trace_callback(self.seen)
-            hooked.add(id(own))
-
-        @event.listens_for(engine.pool, "checkout")
-        def _checkout(dbapi_connection: Any, *_args: Any) -> None:
-            if self.active:
-                self.by_operation[self.operation]["checkout"] += 1
-            if id(dbapi_connection) in hooked:
-                return
-            hooked.add(id(dbapi_connection))  # the pool keeps its connections: ids stay unique
-            if engine.dialect.name == "sqlite":
-                dbapi_connection.set_trace_callback(self.seen)
-            else:
-                base = dbapi_connection.cursor_factory
-
-                class CountingCursor(base):  # type: ignore[misc, valid-type]
-                    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-                        counter.seen(str(query))
-                        return super().execute(query, *args, **kwargs)
-
-                    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
-                        params_seq = list(params_seq)
-                        counter.seen(str(query), len(params_seq))
-                        return super().executemany(query, params_seq, **kwargs)
-
-                dbapi_connection.cursor_factory = CountingCursor
-                commit = dbapi_connection.commit
-
-                def counted_commit() -> None:
-                    if self.active and dbapi_connection.info.transaction_status != 0:
-                        self.by_operation[self.operation]["commit"] += 1
-                    commit()
-
-                dbapi_connection.commit = counted_commit
-
-    @contextmanager
-    def counting(self) -> Iterator[None]:
-        self.active = True
-        try:
-            yield
-        finally:
-            self.active = False
-
-
-def print_statements(counter: StatementCounter, lifecycles: int, postgres: bool) -> None:
-    columns = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "commit", "checkout"]
-    transitions = {"create": 0, "start": 4, "exit": 1, "remove": 2}
-    rows = []
-    totals: Counter[str] = Counter()
-    for operation, count in transitions.items():
-        seen = counter.by_operation[operation]
-        totals.update(seen)
-        rows.append([operation, count, *[seen[c] / lifecycles for c in columns],
-                     sum(seen[c] for c in columns[:6]) / lifecycles])
-    rows.append(["lifecycle", TRANSITIONS_PER_LIFECYCLE, *[totals[c] / lifecycles for c in columns],
-                 sum(totals[c] for c in columns[:6]) / lifecycles])
-    per_transition = [totals[c] / lifecycles / TRANSITIONS_PER_LIFECYCLE for c in columns]
-    rows.append(["per transition", 1, *per_transition,
-                 sum(per_transition[:6])])
-    print_table("SQL statements the driver receives per lifecycle (SQLite's trace callback / a "
-                "counting psycopg cursor; commits; pool checkouts)",
-                ["operation", "transitions", *columns, "statements"], rows)
-    print("  the floor: 8 commits, 0 SELECT, 12 INSERT (1 container, 7 transitions, 4 events), "
-          "6 UPDATE, 1 DELETE per lifecycle")
-    if not postgres:
-        print("  on SQLite every write transaction opens with BEGIN IMMEDIATE; reads run alone "
-              "(autocommit: no BEGIN, no write lock); each thread keeps its own connection, "
-              "outside the pool (no checkouts)")
-    if postgres:
-        print("  on PostgreSQL each commit is one statement, WITH ... (the change of the "
-              "container row, its audit and event rows), unless it has 2 or more events")
-        print("  on PostgreSQL a checkout pings only a connection idle for more than "
-              f"{PING_AFTER_IDLE_S:g} s (a round trip the cursor does not see; none here); reads "
-              "run in autocommit (no BEGIN/ROLLBACK)")
-    print("\n  the SELECTs, per lifecycle:")
-    for text, count in counter.selects.most_common(8):
-        print(f"  {count / lifecycles:5.1f}  {text}")
-
-
-# -- profile ----------------------------------------------------------------------------------
 
 AREAS = (
     ("sqlite3 C calls (the database itself)", ("sqlite3.",)),
     ("psycopg (incl. waiting for the server)", ("psycopg",)),
     ("sqlalchemy", ("sqlalchemy",)),
     ("transitions", ("transitions",)),
-    ("logging (transitions' per-callback log calls)", ("logging",)),
+    ("logging", ("logging",)),
     ("berth fsm/", ("/fsm/",)),
     ("berth models/ + drivers/", ("/models/", "/drivers/")),
     ("benchmarks (null drivers, loop)", ("/benchmarks/",)),
     ("json", ("json",)),
-    ("datetime/uuid/secrets/random", ("datetime", "secrets", "random", "uuid")),
-    ("pathlib/os/posixpath", ("pathlib", "posixpath", "genericpath", "os.", "<frozen os>")),
     ("threading/contextlib/dataclasses", ("threading", "contextlib", "dataclasses")),
+    ("pathlib/os/shutil (files, mount table)", ("pathlib", "posixpath", "genericpath", "os.",
+                                                "<frozen os>", "shutil", "open")),
+    ("datetime/secrets/random", ("datetime", "secrets", "random")),
 )
 
 
@@ -411,27 +308,16 @@ def profile(orc: Orchestrator, image: str, lifecycles: int, top: int) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(lifecycles):
-        berth_lifecycle(orc, image, lambda _op: None)
+        berth_lifecycle(orc, image)
     profiler.disable()
-    stats = pstats.Stats(profiler)
-    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    total = sum(entry[2] for entry in raw.values())  # tottime over every function
+    raw: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in raw.values())
     areas: Counter[str] = Counter()
     for (filename, _line, function), entry in raw.items():
         where = f"{filename}:{function}"
-        for area, needles in AREAS:
-            if any(n in where for n in needles):
-                areas[area] += entry[2]
-                break
-        else:
-            areas["other (builtins, stdlib)"] += entry[2]
-    waits = sum(entry[1] for (filename, _line, function), entry in raw.items()
-                if "psycopg" in filename and filename.endswith("connection.py")
-                and function == "wait")
-    if waits:
-        print(f"\n  psycopg Connection.wait calls (each exchange with the server, and each switch "
-              f"of autocommit, which stays in the client): "
-              f"{waits / lifecycles:.0f} per lifecycle")
+        area = next((name for name, needles in AREAS if any(n in where for n in needles)),
+                    "other (builtins, stdlib)")
+        areas[area] += entry[2]
     print_table(f"cProfile of {lifecycles} berth lifecycles: own time (tottime) by area "
                 "(cProfile inflates call-heavy Python code)",
                 ["area", "ms/lifecycle", "share %"],
@@ -446,130 +332,158 @@ def profile(orc: Orchestrator, image: str, lifecycles: int, top: int) -> None:
                 ["function", "calls/lifecycle", "cum ms/lifecycle"], rows)
 
 
+def read_costs(database: str, orc: Orchestrator, image: str, floor: Floor, quick: bool) -> None:
+    """What one read of a lifecycle costs: ``state_of`` (one indexed SELECT of two columns) as
+    the store makes it on its own (a pool checkout, a transaction begun and rolled back), inside
+    an operation that holds the connection (no checkout), and the same SELECT as a plain DBAPI
+    statement outside any transaction."""
+    container_id = orc.create(image, ["/bin/true"], ipc_mode=IPC_MODE).id
+    state_of = orc.db.containers.state_of
+    text = "SELECT state, run FROM containers WHERE id = ?"
+    if not floor.sqlite:
+        text = text.replace("?", "%s")
+        floor.dbapi.autocommit = True
+
+    def plain() -> None:
+        cursor = floor.dbapi.cursor()
+        cursor.execute(text, (container_id,))
+        cursor.fetchone()
+        cursor.close()
+
+    def held() -> None:
+        with orc.db.connections.operation():
+            for _ in range(10):
+                state_of(container_id)
+
+    times = 20 if quick else 300
+    variants = [("alone (what most reads of a lifecycle are)", lambda: state_of(container_id), 1),
+                ("inside an operation that holds the connection", held, 10),
+                ("plain DBAPI, no transaction (the floor's connection)", plain, 1)]
+    rows = []
+    for label, run, per_call in variants:
+        run()
+        samples = []
+        for _ in range(3 if quick else 7):
+            began = time.perf_counter()
+            for _ in range(times // per_call):
+                run()
+            samples.append((time.perf_counter() - began) / times * 1e6)
+        rows.append([label, median(samples)])
+    if not floor.sqlite:
+        floor.dbapi.autocommit = False
+    orc.remove(container_id)
+    print_table(f"{LABELS[database]}: one read, orc.db.containers.state_of(id) (µs, median of "
+                "batches)", ["", "µs"], rows)
+
+
+def explain(database: str, orc: Orchestrator, image: str, floor: Floor, quick: bool) -> None:
+    counter = StatementCounter(orc)
+    counted = 3 if quick else 20
+    for _ in range(counted):
+        berth_lifecycle(orc, image, counter.mark)
+    counter.report(database, counted)
+    read_costs(database, orc, image, floor, quick)
+    profile(orc, image, 3 if quick else 100, 8 if quick else 30)
+
+
 # -- main -----------------------------------------------------------------------------------
 
 
-def per_call_us(run: Callable[[], object], times: int) -> Callable[[], float]:
-    """A variant for :func:`alternate`: ``run`` called ``times`` times, µs per call."""
+def report(parts: dict[str, Samples], names: list[str], berths: dict[str, str], rounds: int,
+           batch: int, runc_batch: int) -> None:
+    lifecycle, csw = parts["lifecycle"], parts["c+s+w"]
+    has_runc = "runc" in lifecycle.values
 
-    def timed() -> float:
-        start = time.perf_counter()
-        for _ in range(times):
-            run()
-        return (time.perf_counter() - start) / times * 1e6
+    def ratios(name: str, part: Samples) -> list[float]:
+        if not has_runc or name == "runc" or name not in part.values:
+            return []
+        return [b / r for b, r in zip(part.values[name], part.values["runc"], strict=True)]
 
-    return timed
+    rows = []
+    for name in names:
+        whole = ratios(name, lifecycle)
+        rows.append([name, csw.median(name), parts["remove"].median(name),
+                     lifecycle.median(name), spread(lifecycle.values[name]), median(whole),
+                     spread(whole, 2), median(ratios(name, csw))])
+    print_table(f"ms per lifecycle, median of {rounds} rounds (each round one batch of each, "
+                f"order rotated; batches of {batch} lifecycles, runc {runc_batch}); x runc: "
+                "median of the per-round ratios",
+                ["", "c+s+w", "remove", "lifecycle", "min..max", "x runc", "min..max",
+                 "x runc c+s+w"], rows)
+    if not has_runc:
+        print(f"  no ratio: {bare_runc.unavailable() or 'runc was not measured'}")
+        return
+    for database, name in berths.items():
+        budget = BUDGETS[database]
+        whole = median(ratios(name, lifecycle))
+        first = median(ratios(name, csw))
+        verdict = ("met" if max(whole, first) <= budget else
+                   "met for the whole lifecycles only" if whole <= budget else "MISSED")
+        print(f"  {LABELS[database]}: berth {whole:.3f} x runc (whole lifecycles), {first:.3f} x "
+              f"runc (create + start + wait): budget <= {budget:.2f}, {verdict}")
 
 
-
-def measure(name: str, url: str, root: Path, quick: bool) -> dict[str, float]:
-    orc, image = open_orchestrator(url, root)
-    floor = Floor(url, orc.settings.node, orc.owner)
-    # PostgreSQL: berth commits in one statement; the least it can cost is measured on that
-    one_statement = None if orc.sql.sqlite else OneStatementFloor(url, orc.settings.node,
-                                                                  orc.owner)
-    least_floor = one_statement or floor
-    batch, rounds = (3, 2) if quick else (40, 9)
-
-    dispatch = shared(by_name=False)
-    reads = design_reads(orc, least_floor,
-                         orc.create(image, ["/bin/true"], ipc_mode=IPC_MODE).id)
-
-    def least_lifecycle() -> None:
-        least_floor.lifecycle()
-        reads()
-        dispatch()
-
-    berth = per_call_us(lambda: berth_lifecycle(orc, image, lambda _op: None), batch)
-    raw = per_call_us(floor.lifecycle, batch)
-    least = per_call_us(least_lifecycle, batch)
-    machine_alone = per_call_us(dispatch, batch * 10)
-    lean = per_call_us(lean_lifecycle(orc, image), batch)
-    variants = [("berth", berth), ("floor", raw), ("least", least), ("lean", lean),
-                ("machine", machine_alone)]
-    if one_statement is not None:
-        variants.insert(2, ("one", per_call_us(one_statement.lifecycle, batch)))
-
+def measure(urls: dict[str, Callable[[str], str]], base: Path, quick: bool,
+            rounds: int | None, explaining: bool) -> None:
+    batch, runc_batch = (3, 1) if quick else (25, 4)
+    rounds = rounds or (2 if quick else 15)
+    opened: list[Any] = []
+    variants: list[tuple[str, Callable[[], dict[str, float]]]] = []
     try:
-        for _name, warm_up in variants:  # statement caches, the pool, the page cache
+        if bare_runc.unavailable() is None:
+            work = base / "runc"
+            work.mkdir()
+            runc = bare_runc.Runc(work, busybox_tar(work))
+            opened.append(runc)
+            variants.append(("runc", runc_batch_of(runc, runc_batch)))
+        else:
+            print(f"note: bare runc skipped ({bare_runc.unavailable()}): no ratio")
+        explained: dict[str, tuple[Orchestrator, str, Floor]] = {}
+        berths: dict[str, str] = {}
+        floors: dict[str, str] = {}
+        for database, make_url in urls.items():
+            url = make_url(f"run{os.getpid()}")
+            orc, image = null_orchestrator(url, base / database)
+            opened.append(orc)
+            floor = Floor(url, orc.settings.node, orc.host.owner)
+            opened.append(floor)
+            explained[database] = (orc, image, floor)
+            berths[database] = f"berth, {LABELS[database]}, null drivers"
+            floors[database] = f"raw SQL floor, {LABELS[database]} (information)"
+            variants.append((berths[database], berth_batch(orc, image, batch)))
+            variants.append((floors[database], floor_batch(floor, batch)))
+        for _name, warm_up in variants:  # imports, statement caches, the pool, the page cache
             warm_up()
-        samples = alternate(rounds, variants, Samples("µs"))
-        b, f, m = samples.median("berth"), samples.median("floor"), samples.median("machine")
-        r = samples.median("least")
-        rows = [["berth (null drivers)", b, b / 7, spread(samples.values["berth"]), b / f],
-                ["floor (raw SQL, same rows)", f, f / 7, spread(samples.values["floor"]), 1.0]]
-        if one_statement is not None:
-            o = samples.median("one")
-            rows.append(["floor, one statement per commit", o, o / 7,
-                         spread(samples.values["one"]), o / f])
-        rows.append([f"{'that' if one_statement else 'floor'} + berth's reads + dispatch", r,
-                     r / 7, spread(samples.values["least"]), r / f])
-        n = samples.median("lean")
-        rows.append(["berth's persistence alone (lean)", n, n / 7,
-                     spread(samples.values["lean"]), n / f])
-        print_table(f"{name}: µs per lifecycle (median of {rounds} alternating batches of "
-                    f"{batch}; 7 transitions, 8 commits each)",
-                    ["", "µs/lifecycle", "µs/transition", "min..max", "x floor"], rows)
-        print(f"  ratio berth/floor = {b / f:.2f} (target <= 1.3)")
-        if one_statement is not None:
-            # the floor of the issue makes each commit a transaction of several statements;
-            # berth makes it one statement, which the floor's raw SQL could do too
-            print(f"  berth commits each transition in one statement (the floor: BEGIN, 2-3 "
-                  f"statements, COMMIT, a round trip each); the floor written that way takes "
-                  f"{o / f:.2f} x floor, and berth is {b / o:.2f} x that")
-        # the part of the gap the design itself makes (its reads and its state machine), and
-        # the part berth's own code adds to it
-        print(f"  the {'one-statement ' if one_statement else ''}floor with berth's 4 reads and "
-              f"the shared machine's 7 triggers added (the least this design can cost): "
-              f"{r / f:.2f} x floor; berth's own code adds {(b - r) / f:.2f} x floor")
-        # what the target leaves the orchestrator's features once berth's own persistence
-        # (benchmarks/lean_lifecycle.py) has run on the machine
-        print(f"  berth's persistence alone, on the shared machine (benchmarks/lean_lifecycle.py:"
-              f" loads, commit_transition, fsm.sql; no validation, leases, host checks or "
-              f"results): {n / f:.2f} x floor; the target leaves the rest of berth "
-              f"{max(0.0, 1.3 * f - n):.0f} µs per lifecycle, it takes {b - n:.0f}")
-        # what the target leaves berth, against what the chosen state-machine library costs
-        print(f"  beyond the floor: berth {b - f:.0f} µs per lifecycle; the target allows "
-              f"{0.3 * f:.0f}; the shared transitions machine alone (the same 7 triggers, "
-              f"callbacks doing nothing: benchmarks/machine_binding.py) takes {m:.0f} µs "
-              f"({100 * m / (0.3 * f):.0f} % of that allowance)")
-        counter = StatementCounter()
-        counter.attach(orc)
-        counted = 3 if quick else 20
-        with counter.counting():
-            for _ in range(counted):
-                berth_lifecycle(orc, image, counter.mark)
-        print_statements(counter, counted, postgres=name == "postgresql")
-        profile(orc, image, 3 if quick else 60, 8 if quick else 28)
-        return {"berth": b, "floor": f, "one": o if one_statement is not None else f,
-                "lean": n}
+        parts = alternate_parts(rounds, variants)
+        names = [name for name, _ in variants]
+        report(parts, names, berths, rounds, batch, runc_batch)
+        for database, name in floors.items():
+            berth = parts["lifecycle"].median(berths[database])
+            floor_ms = parts["lifecycle"].median(name)
+            print(f"  information: berth / raw SQL floor on {LABELS[database]} = "
+                  f"{berth / floor_ms:.1f} ({berth:.2f} vs {floor_ms:.2f} ms per lifecycle)")
+        if explaining:
+            for database, (orc, image, floor) in explained.items():
+                explain(database, orc, image, floor, quick)
     finally:
-        floor.close()
-        if one_statement is not None:
-            one_statement.close()
-        orc.close()
+        for thing in reversed(opened):
+            thing.close()
 
 
 def main() -> None:
     arguments = parser(__doc__.split("\n")[0])
     add_database_option(arguments)
+    arguments.add_argument("--rounds", type=int, default=None, help="default 15 (quick: 2)")
+    arguments.add_argument("--explain", action="store_true",
+                           help="also count statements per operation and profile berth")
     args = arguments.parse_args()
     banner("fsm_overhead", args.quick)
     base = Path(tempfile.mkdtemp(prefix="berth-bench-overhead-"))
-    results: dict[str, dict[str, float]] = {}
     try:
         with database_urls(databases(args), "overhead") as urls:
-            for name, make_url in urls.items():
-                results[name] = measure(name, make_url(f"run{os.getpid()}"), base / name,
-                                        args.quick)
+            measure(urls, base, args.quick, args.rounds, args.explain)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print_table("summary: µs per lifecycle (one-statement floor: each commit one statement, as "
-                "berth commits on PostgreSQL; on SQLite the floor itself)",
-                ["database", "berth", "floor", "berth/floor", "one-statement floor",
-                 "berth/that", "lean/floor"],
-                [[n, r["berth"], r["floor"], r["berth"] / r["floor"], r["one"],
-                  r["berth"] / r["one"], r["lean"] / r["floor"]] for n, r in results.items()])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ remove, removed) with callbacks that do nothing, fired the three ways one could:
   list).
 
 A lifecycle is three operations, each on a fresh object read from "its row", as the
-orchestrator does: ``start`` (4 triggers), the process's ``exit`` (1), ``remove`` (2).
+runner does: ``start`` (4 triggers), the process's ``exit`` (1), ``remove`` (2).
 
 Each variant is also run with the callbacks named by dotted strings (as ``fsm/states.py``
 declares them: ``transitions`` resolves a string on every call, through a failed ``getattr`` on

@@ -1,44 +1,48 @@
 """Benchmark-only NULL drivers: they do nothing, so that what remains of a lifecycle is berth's own
 cost (the state machine, SQLAlchemy, the database). Never use them outside ``benchmarks/``.
 
-They are plugged in at the seams the orchestrator already has, its cached properties:
+They are handed to the orchestrator the one way it takes drivers built elsewhere::
 
-    orc.__dict__["storage"] = NullStorage(rootfs)    # Orchestrator.storage  (cached_property)
-    orc.__dict__["runtime"] = NullRuntime()          # Orchestrator.runtime  (cached_property)
-    orc.__dict__["bridge"] = NullNetwork()           # Orchestrator.bridge   (cached_property)
+    Orchestrator(..., drivers=null_drivers(rootfs))  # Drivers(storage=, runtime=, network=)
 
-The network seam is the ``bridge`` one: a container created with the default network mode
-(``bridge``) has ``fsm.networking`` call ``orc.bridge.attach`` / ``orc.bridge.detach``;
-``release_network`` then also checks (one ``stat``) that no ``/run/netns/berth-*`` namespace is
-left, as it does for a real bridge container. No module is monkeypatched. The containers are
-created with ``ipc_mode=IPC_MODE`` ("host"), see below.
+- :class:`NullStorage`: every layer is one existing directory;
+- :class:`NullRuntime`: ``start`` returns a made-up pid and the run has ended at once (its exit
+  status is there as soon as it is asked for), so ``orc.wait`` fires ``exit`` itself, as it does
+  when the shim has recorded a real exit;
+- :class:`NullNetwork`: the :class:`fsm.steps.host.Network` of the default network mode
+  (``bridge``): no namespace, no veth, no address. ``release_network`` still checks (one
+  ``stat``) that no ``/run/netns/berth-*`` namespace is left, as for a real bridge container.
+
+The containers are created with ``ipc_mode=IPC_MODE`` ("host"): a private IPC namespace has the
+start step mount a /dev/shm tmpfs on the host (``drivers.runtime.shm``: a ``mount`` and an
+``umount`` per lifecycle, needing root), which is no driver's and so cannot be nulled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-
-from sqlalchemy import Engine, insert, select
+from typing import Any, cast
 
 from drivers.network import Attachment
 from drivers.runtime.bundle import BundleSpec
 from drivers.runtime.oci import ContainerPaths, ExitStatus
-from models import Image
+from fsm import Orchestrator
+from fsm.info import ImageInfo
+from fsm.steps.host import Drivers
+from models import utcnow
 
-#: the containers the benchmarks drive share the host's IPC namespace: a private one has
-#: ``fsm/lifecycle.py`` mount a /dev/shm tmpfs on the host (``drivers.runtime.shm``, a ``mount``
-#: and an ``umount`` command per lifecycle, needing root) with no orchestrator seam to null it
 IPC_MODE = "host"
 NULL_IMAGE = "null"
 NULL_IMAGE_ID = "0" * 64
+#: what every null run exits with
+EXIT_STATUS = ExitStatus(0, 0.0)
 
 
 class NullStorage:
-    """Every layer is the same existing directory (``prepare_process`` makes the working
-    directory in it, so it must exist)."""
+    """Every layer is the same existing directory."""
 
     name = "null"
 
@@ -72,8 +76,10 @@ class NullStorage:
 
 
 class NullRuntime:
-    """Starts nothing: ``start`` returns a made-up pid; the benchmark fires the exit itself with
-    ``orc.handle_exit(id, 0)``, as the shim's exit hook would."""
+    """What :mod:`fsm.steps` and :mod:`fsm.runner` call of
+    :class:`drivers.runtime.oci.OCIRuntime`, doing nothing: no bundle, no shim, no process. A
+    run has ended (exit code 0) as soon as it started; nobody runs its exit hook (``on_exit``,
+    ``[python, -m, fsm.exit_hook, ID, RUN]`` + the code), so ``orc.wait`` fires ``exit``."""
 
     name = "null"
     FAKE_PID = 2**22 - 1
@@ -96,15 +102,28 @@ class NullRuntime:
 
     @staticmethod
     def exit_status(paths: ContainerPaths) -> ExitStatus | None:
-        return ExitStatus(0, 0.0)
+        return EXIT_STATUS
+
+    @staticmethod
+    def shim_alive(paths: ContainerPaths) -> bool:
+        return False
 
     @staticmethod
     def wait_for_exit(paths: ContainerPaths, timeout: float) -> ExitStatus | None:
-        return ExitStatus(0, 0.0)
+        return EXIT_STATUS
+
+    @staticmethod
+    @contextlib.contextmanager
+    def waiting_for_exit(paths: ContainerPaths) -> Iterator[None]:
+        yield
+
+    @staticmethod
+    def record_exit_handled(paths: ContainerPaths, status: ExitStatus, needed: bool) -> None:
+        pass
 
 
 class NullNetwork:
-    """Stands for :class:`fsm.bridge.Bridge`: no namespace, no veth, no address."""
+    """The default network (:class:`fsm.steps.bridge.Bridge`) doing nothing."""
 
     def attach(self, container_id: str, name: str) -> Attachment:
         return Attachment(netns_path=None)
@@ -116,20 +135,23 @@ class NullNetwork:
         return None
 
 
-def plug_null_drivers(orc: object, rootfs: Path) -> None:
-    """Replace the orchestrator's storage, runtime and bridge by the null drivers."""
-    namespace = vars(orc)
-    namespace["storage"] = NullStorage(rootfs)
-    namespace["runtime"] = NullRuntime()
-    namespace["bridge"] = NullNetwork()
+def null_drivers(rootfs: Path) -> Drivers:
+    """``Orchestrator(..., drivers=null_drivers(rootfs))``."""
+    # the runtime's annotation is the real runtime's class: the null one has its methods
+    return Drivers(storage=NullStorage(rootfs), runtime=cast(Any, NullRuntime()),
+                   network=NullNetwork())
 
 
-def ensure_null_image(engine: Engine) -> str:
-    """An ``images`` row for the null storage (no tarball, no layer): returns its name."""
-    with engine.begin() as connection:
-        found = connection.execute(select(Image.id).where(Image.id == NULL_IMAGE_ID)).first()
-        if found is None:
-            connection.execute(insert(Image).values(
-                id=NULL_IMAGE_ID, name=NULL_IMAGE, storage_driver="null", size=0,
-                created_at=datetime.now(UTC)))
+def ensure_null_image(orc: Orchestrator) -> str:
+    """The null storage's image record (no tarball, no layer), through the orchestrator's own
+    image store: returns its name."""
+    if orc.db.images.find(NULL_IMAGE) is None:
+        orc.db.images.add(ImageInfo(NULL_IMAGE_ID, NULL_IMAGE, 0, "null", utcnow()))
     return NULL_IMAGE
+
+
+def null_orchestrator(url: str, root: Path) -> tuple[Orchestrator, str]:
+    """An orchestrator on ``url`` with the null drivers (its files under ``root``), and the
+    name of the null image to create containers from."""
+    orc = Orchestrator(database_url=url, root=root, drivers=null_drivers(root / "null-rootfs"))
+    return orc, ensure_null_image(orc)

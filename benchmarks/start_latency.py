@@ -6,10 +6,12 @@ Tools (each one run per round, the order rotating every round):
 - ``berth API``: ``orc.create(..., network_mode="none")`` + ``orc.start`` + ``orc.wait`` in this
   process (vfs storage, runc, SQLite), then ``orc.remove`` (timed apart);
 - ``berth run --rm`` (CLI): ``berth run --rm --network none busybox /bin/true`` as a subprocess, so
-  its cold start counts;
+  its cold start counts (the console script next to this interpreter, not a version manager's
+  shim);
 - ``runc c+s+w`` (the floor): ``runc create`` + ``runc start`` + waiting for the process on a
-  prepared bundle (a helper process that is a child subreaper reaps it), then ``runc delete``;
-  ``runc run`` (create+start+wait+delete in one runc process) alongside;
+  prepared bundle (``benchmarks/bare_runc.py``: a helper process that is a child subreaper reaps
+  it), then ``runc delete``; ``runc run`` (create+start+wait+delete in one runc process)
+  alongside;
 - ``docker c+s+w``: ``docker create`` + ``docker start`` + ``docker wait`` against a private
   ``dockerd`` (Debian's docker.io; its own data root, exec root and socket; overlay2, falling back
   to vfs), and ``docker run --rm``; the image is ``docker import`` of the same busybox tarball;
@@ -27,9 +29,7 @@ Run: ``sudo python -m benchmarks.start_latency [--quick] [--rounds N] [--tools a
 
 from __future__ import annotations
 
-import ctypes
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -38,23 +38,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import Samples, banner, busybox_tar, median, parser, print_table, spread
+from benchmarks._common import (
+    Samples,
+    alternate_parts,
+    banner,
+    busybox_tar,
+    median,
+    parser,
+    print_table,
+    spread,
+)
+from benchmarks.bare_runc import Runc, run
 
 ALL_TOOLS = ("berth", "berth-cli", "runc", "docker", "podman")
 PODMAN_ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096")
 DOCKER = "/usr/bin/docker"  # Debian's docker.io client, the same version as its dockerd
-
-
-def run(argv: list[str], **kwargs: Any) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, **kwargs)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:6])}... exited {done.returncode}: "
-                           f"{(done.stderr or done.stdout).strip()[-800:]}")
-    return done.stdout.strip()
+#: the console script itself, next to this interpreter (not a version manager's shim on PATH)
+_NEXT_TO_PYTHON = Path(sys.executable).with_name("berth")
+BERTH = str(_NEXT_TO_PYTHON) if _NEXT_TO_PYTHON.exists() else shutil.which("berth") or "berth"
 
 
 def ms_since(start: float) -> float:
@@ -96,10 +100,10 @@ class Berth:
         error = orc.get(info.id).error
         if error:
             self.errors.append(error)
-        exit_file = orc.paths(info.id).exit_file
-        shim_recorded = json.loads(exit_file.read_text())["finished_at"]
+        paths = orc.paths(info.id).of_run(orc.get(info.id).run)
+        shim_recorded = json.loads(paths.exit_file.read_text())["finished_at"]
         self.runs += 1
-        self.hooks += _exit_hook_ran(orc.paths(info.id).shim_log)
+        self.hooks += _exit_hook_ran(paths.shim_log)
         history = orc.history(info.id)
         remove_start = time.perf_counter()
         orc.remove(info.id)
@@ -113,7 +117,7 @@ class Berth:
     def cli(self) -> dict[str, float]:
         env = {**os.environ, "BERTH_ROOT": str(self.root), "BERTH_DATABASE_URL": self.url}
         start = time.perf_counter()
-        run(["berth", "--storage", "vfs", "run", "--rm", "--network", "none", "busybox",
+        run([BERTH, "--storage", "vfs", "run", "--rm", "--network", "none", "busybox",
              "/bin/true"], env=env)
         return {"total": ms_since(start)}
 
@@ -152,79 +156,6 @@ def _breakdown(history: list[Any], shim_recorded: float, wait_returned: float,
     result["exit committed -> wait returns"] = (
         wait_returned - exit_t.finished_at.timestamp()) * 1000
     return result
-
-
-# -- bare runc ------------------------------------------------------------------------------
-
-
-def _runc_helper(connection: Connection, bundle: str, state_root: str) -> None:
-    """A child subreaper: the container's init is re-parented to it when ``runc create`` exits,
-    so it can wait for the process as a shim does."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    number = 0
-    while connection.recv() == "go":
-        number += 1
-        name = f"bench-runc-{os.getpid()}-{number}"
-        pid_file = Path(state_root) / f"{name}.pid"
-        start = time.perf_counter()
-        subprocess.run(["runc", "--root", state_root, "create", "--bundle", bundle, "--pid-file",
-                        str(pid_file), name], check=True, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        created = time.perf_counter()
-        subprocess.run(["runc", "--root", state_root, "start", name], check=True)
-        pid = int(pid_file.read_text())
-        started = time.perf_counter()
-        _, status = os.waitpid(pid, 0)
-        waited = time.perf_counter()
-        subprocess.run(["runc", "--root", state_root, "delete", name], check=True)
-        deleted = time.perf_counter()
-        pid_file.unlink()
-        connection.send({"total": (waited - start) * 1000, "create": (created - start) * 1000,
-                         "start": (started - created) * 1000, "wait": (waited - started) * 1000,
-                         "remove": (deleted - waited) * 1000,
-                         "exit": os.waitstatus_to_exitcode(status)})
-    connection.close()
-
-
-class Runc:
-    def __init__(self, work: Path, tar: Path) -> None:
-        self.bundle = work / "runc-bundle"
-        rootfs = self.bundle / "rootfs"
-        rootfs.mkdir(parents=True)
-        run(["tar", "-xpf", str(tar), "-C", str(rootfs), "--numeric-owner"])
-        run(["runc", "spec", "--bundle", str(self.bundle)])
-        config_path = self.bundle / "config.json"
-        config = json.loads(config_path.read_text())
-        config["process"]["terminal"] = False
-        config["process"]["args"] = ["/bin/true"]
-        config_path.write_text(json.dumps(config))  # a fresh network namespace: "none"
-        self.state_root = work / "runc-state"
-        self.state_root.mkdir()
-        context = multiprocessing.get_context("fork")
-        self.connection, child = context.Pipe()
-        self.helper = context.Process(target=_runc_helper,
-                                      args=(child, str(self.bundle), str(self.state_root)))
-        self.helper.start()
-        self.number = 0
-
-    def create_start_wait(self) -> dict[str, float]:
-        self.connection.send("go")
-        result: dict[str, float] = self.connection.recv()
-        if result.pop("exit") != 0:
-            raise RuntimeError("runc: /bin/true failed")
-        return result
-
-    def run_once(self) -> dict[str, float]:
-        self.number += 1
-        start = time.perf_counter()
-        run(["runc", "--root", str(self.state_root), "run", "--bundle", str(self.bundle),
-             f"bench-run-{os.getpid()}-{self.number}"], stdin=subprocess.DEVNULL)
-        return {"total": ms_since(start)}
-
-    def close(self) -> None:
-        self.connection.send("stop")
-        self.helper.join(timeout=10)
 
 
 # -- Docker ---------------------------------------------------------------------------------
@@ -388,7 +319,7 @@ def main() -> None:
         if "runc" in tools:
             runc = Runc(work, tar)
             objects.append(runc)
-            variants += [("runc c+s+w (floor)", runc.create_start_wait),
+            variants += [("runc c+s+w (floor)", runc.lifecycles),
                          ("runc run", runc.run_once)]
         if "docker" in tools:
             docker = Docker(work, tar)
@@ -404,13 +335,7 @@ def main() -> None:
             call()
         if berth is not None:
             berth.breakdowns.clear()
-        parts: dict[str, Samples] = {}
-        for round_number in range(rounds):
-            shift = round_number % len(variants)
-            for name, call in [*variants[shift:], *variants[:shift]]:
-                for part, value in call().items():
-                    parts.setdefault(part, Samples("ms")).add(name, value)
-        report(variants, parts, rounds, berth)
+        report(variants, alternate_parts(rounds, variants), rounds, berth)
     finally:
         for thing in reversed(objects):
             try:
