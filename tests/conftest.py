@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fsm.demo import build_busybox_tar
+from fsm.cli.demo import build_busybox_tar
 from tests.hostcheck import assert_nothing_leaked
 from tests.postgres_server import PostgresServer, start_server
 

@@ -21,8 +21,8 @@ import click
 import pytest
 
 from fsm import states
-from fsm.database import open_engine, upgrade
-from fsm.revisions import head_revision
+from fsm.store.engine import open_engine
+from fsm.store.schema import head_revision, upgrade
 from tests.hostcheck import assert_nothing_leaked
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -303,7 +303,7 @@ def test_recover_reports_what_a_dead_orchestrator_left_in_flight(
         # what an orchestrator killed while mounting leaves: its row in flight, its lease
         # running, its owner a process of this node that no longer exists
         dead_owner = f"{orc.settings.node}:{2**22 + 1}:1"
-        with orc.engine.begin() as connection:
+        with orc.db.engine.begin() as connection:
             connection.execute(update(Container).where(Container.id == container_id).values(
                 state="mounting", owner=dead_owner, version=Container.version + 1,
                 lease_expires_at=utcnow() + timedelta(minutes=5)))
@@ -386,7 +386,7 @@ def test_a_data_root_that_cannot_be_written_is_named_in_one_line() -> None:
 
 
 def _every_command() -> list[list[str]]:
-    from fsm.cli import cli
+    from fsm.cli.app import cli
 
     found: list[list[str]] = [[]]
 
@@ -405,7 +405,7 @@ def test_every_command_has_help_with_an_example() -> None:
     code; a process per command would cost a minute on a loaded machine)."""
     from click.testing import CliRunner
 
-    from fsm.cli import cli
+    from fsm.cli.app import cli
 
     for path in ([], ["run"]):
         done = run_berth(*path, "--help")

@@ -123,10 +123,7 @@ class ContainerStore:
 
     def list(self, states: Sequence[str] | None) -> builtins.list[ContainerInfo]:
         """Containers in ``states`` (``None``: every one), newest first."""
-        if states is None:
-            rows = self.connections.all(_LIST_ALL)
-        else:
-            rows = self.connections.all(_LIST_STATES, {"states": list(states)})
+        rows = self.connections.all(listing(states))
         return [live(row).info() for row in rows]
 
     def users_of_image(self, image_id: str) -> builtins.list[str]:
@@ -187,6 +184,14 @@ class ContainerStore:
 
 class _Unmoved(Exception):
     """Someone else moved the row first: the write transaction is rolled back."""
+
+
+def listing(states: Sequence[str] | None) -> Select[Any]:
+    """The listing of containers in ``states`` (``None``: every one), newest first, with its
+    values bound (operators may ``EXPLAIN`` it: ``tests/test_listing.py`` does)."""
+    if states is None:
+        return _LIST_ALL
+    return _LIST_STATES.params(states=list(states))
 
 
 def live(row: Row[Any]) -> LiveContainer:

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
+from fsm.cli.context import Context, pass_context
 from fsm.errors import BerthError, NoSuchImage
 
 if TYPE_CHECKING:
@@ -72,3 +75,18 @@ def run_demo(orc: Orchestrator, echo: Callable[[str], None], keep: bool = False)
     if not keep:
         orc.remove(container.id)
         echo(f"removed {container.id[:12]}")
+
+
+@click.command()
+@click.option("--keep", is_flag=True, help="Keep the container afterwards.")
+@pass_context
+def demo(obj: Context, /, keep: bool) -> None:
+    """Drive a real busybox container through its lifecycle and show each step.
+
+    \b
+    Example: berth demo
+    """
+    run_demo(obj.orc, echo=click.echo, keep=keep)
+
+
+COMMANDS = (demo,)

@@ -1,8 +1,8 @@
-"""How the CLI prints tables, and what a row of ``berth ps`` shows.
+"""How the CLI prints tables, times and sizes, and what a row of ``berth ps`` shows.
 
 Standard library only: ``berth ps`` prints through this module from both of its paths, the
-orchestrator's :class:`~fsm.ContainerInfo` and the quick path's raw rows (:mod:`fsm.quick_ps`),
-so the two cannot drift apart.
+orchestrator's :class:`~fsm.ContainerInfo` and the SQLite fast path's rows
+(:mod:`fsm.cli.quick_ps`), so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -47,3 +47,13 @@ def ago(moment: datetime | None, now: datetime) -> str:
         if seconds >= size:
             return f"{int(seconds // size)} {unit} ago"
     return f"{int(seconds)} seconds ago"
+
+
+def size(value: int) -> str:
+    """Bytes in decimal units, three significant digits: ``1.23 MB``."""
+    scaled = float(value)
+    for unit in ("B", "kB", "MB", "GB"):
+        if scaled < 1000:
+            return f"{scaled:.3g} {unit}"
+        scaled /= 1000
+    return f"{scaled:.3g} TB"
