@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fsm.listing import list_statement
 from sqlalchemy import Engine, event, insert, text
 
 from benchmarks._common import (
@@ -53,7 +52,7 @@ from benchmarks._common import (
     print_table,
     spread,
 )
-from fsm import Orchestrator, states
+from fsm import Orchestrator
 from models import Image
 
 STATE_MIX = (("exited", 0.78), ("created", 0.10), ("dead", 0.10), ("running", 0.02))
@@ -317,10 +316,10 @@ def measure(name: str, url: str, empty_url: str, root: Path, quick: bool,
     empty.close()
     try:
         start = time.perf_counter()
-        counts = fill(orc.engine, orc.settings.node, containers, events)
+        counts = fill(orc.db.engine, orc.settings.node, containers, events)
         fill_s = time.perf_counter() - start
         if name == "postgresql":
-            with orc.engine.begin() as connection:  # autovacuum would, some time after the load
+            with orc.db.engine.begin() as connection:  # autovacuum would, some time after the load
                 connection.execute(text("ANALYZE"))
         mix = ", ".join(f"{k} {v}" for k, v in counts.items())
         print(f"\n{name}: {containers} containers ({mix}; {OWN_RUNNING} of the running ones "
@@ -358,7 +357,7 @@ def measure(name: str, url: str, empty_url: str, root: Path, quick: bool,
                     ["operation", "rows", "ms", "min..max", "target", ""], rows)
         measure_ps(name, console_script(root), env, env_empty, 3 if quick else ps_rounds,
                    sizes["orc.list()"])
-        capture = Capture(orc.engine)
+        capture = Capture(orc.db.engine)
         plans: list[tuple[str, Callable[[], object]]] = [
             ("orc.list()", orc.list),
             ("orc.list(all=True)", lambda: orc.list(all=True)),
@@ -370,18 +369,9 @@ def measure(name: str, url: str, empty_url: str, root: Path, quick: bool,
         for op, call in plans:
             with capture.capturing() as seen:
                 call()
-            # listing and recovery read on the driver's cursor (fsm/listing.py, fsm/sql.py),
-            # which no engine event sees: their statements are added here
-            if op == "orc.list()":
-                seen.append((list_statement(name, ["running"]), ("running",)))
-            elif op == "orc.list(all=True)":
-                seen.append((list_statement(name, None), ()))
-            elif op == "orc.recover()":
-                seen.append(orc.sql.live_in_states(orc.settings.node,
-                                                   [*states.IN_FLIGHT, states.RUNNING]))
             for statement, parameters in seen:
                 print(f"  {op}: {' '.join(statement.split())[:150]}")
-                for line in explain(orc.engine, statement, parameters):
+                for line in explain(orc.db.engine, statement, parameters):
                     print(f"      {line}")
     finally:
         orc.close()

@@ -13,20 +13,22 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
 from drivers.runtime.oci import ContainerPaths, OCIRuntime
 from drivers.storage import StorageDriver
 from fsm import states, validation
+from fsm.container import LiveContainer
 from fsm.errors import (
     BerthError,
     ConfigError,
@@ -50,6 +52,23 @@ from models import utcnow
 #: how long an in-flight state stays ours without renewal; renewed every third of it
 DEFAULT_LEASE_SECONDS = 60.0
 _HEX = frozenset("0123456789abcdef")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_operation(
+    method: Callable[Concatenate[Orchestrator, _P], _R]
+) -> Callable[Concatenate[Orchestrator, _P], _R]:
+    """The operation's statements share one pooled connection (one checkout, one ping)."""
+
+    @functools.wraps(method)
+    def in_one_operation(orc: Orchestrator, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with orc.db.connections.operation():
+            return method(orc, *args, **kwargs)
+
+    return in_one_operation
 
 
 class Orchestrator:
@@ -148,6 +167,7 @@ class Orchestrator:
 
     # -- containers ------------------------------------------------------------------------
 
+    @_one_operation
     def create(
         self,
         image: str,
@@ -230,8 +250,10 @@ class Orchestrator:
                 self.storage.remove(container_id)
             self._check_name_free(name)
             raise BerthError(f"cannot create the container: {error.orig}") from error
-        return self.get(container_id)
+        del row["lease_expires_at"]
+        return LiveContainer(image_name=image_row.name, **row).info()
 
+    @_one_operation
     def start(self, ref: str) -> ContainerInfo:
         """Start the container and return once its process really runs.
 
@@ -240,20 +262,20 @@ class Orchestrator:
         ``die`` event says which phase failed and why, and nothing is left on the host) and
         :class:`StartFailed` is raised.
         """
-        with self.db.connections.operation():
-            return self.runner.start(ref)
+        return self.runner.start(ref)
 
+    @_one_operation
     def stop(self, ref: str, timeout: float = 10) -> ContainerInfo:
         """SIGTERM, then SIGKILL after ``timeout`` seconds; returns once the container has
         exited. Stopping a container that is not running changes nothing, except that a
         restart policy will not start it again."""
-        with self.db.connections.operation():
-            return self.runner.stop(ref, timeout)
+        return self.runner.stop(ref, timeout)
 
     def wait(self, ref: str, timeout: float | None = None) -> int:
         """Block until the container is ``exited`` or ``dead``; return its exit code."""
         return self.runner.wait(ref, timeout)
 
+    @_one_operation
     def remove(self, ref: str, force: bool = False) -> None:
         """Delete the container, its layer and its files (its events and history stay).
 
@@ -261,8 +283,7 @@ class Orchestrator:
         start under way, and ends a restart policy's restarts). A removal that fails leaves the
         container ``dead``.
         """
-        with self.db.connections.operation():
-            self.runner.remove(ref, force)
+        self.runner.remove(ref, force)
 
     def logs(self, ref: str) -> str:
         """What the container's process wrote to stdout and stderr so far (all its runs)."""
@@ -340,11 +361,11 @@ class Orchestrator:
 
     # -- the exit of a process, and recovery -----------------------------------------------
 
+    @_one_operation
     def handle_exit(self, container_id: str, run: int, exit_code: int) -> bool:
         """Run ``run`` of the container ended: fire ``exit`` if it is still the current run
         (an earlier run's late report changes nothing). True when this call committed it."""
-        with self.db.connections.operation():
-            return self.runner.exit(container_id, run, exit_code)
+        return self.runner.exit(container_id, run, exit_code)
 
     def recover(self) -> dict[str, builtins.list[str]]:
         """Reconcile rows this node was driving when it crashed; returns only what changed

@@ -233,33 +233,36 @@ class Runner:
             self.host.runtime.record_exit_handled(paths, status, after_exit_needed(info))
 
     def wait(self, ref: str, timeout: float | None) -> int:
-        """Block until the container is ``exited`` or ``dead``; its exit code."""
-        container_id = self.db.resolve_id(ref)
+        """Block until the container is ``exited`` or ``dead``; its exit code. Once the shim
+        has recorded the run's exit, ``exit`` is fired here rather than by its exit hook."""
+        container = self.db.resolve(ref)
         deadline = None if timeout is None else time.monotonic() + timeout
         # a tenth of the time waited so far, 1 ms to POLL_SECONDS: a quick exit is seen at once
         delays = poll_delays(longest=POLL_SECONDS)
         handled: tuple[ContainerPaths, ExitStatus] | None = None
         with _Announcer(self.host) as announce:
-            while True:
-                seen = self.db.containers.state_of(container_id)
-                if seen is None or seen[0] in (states.EXITED, states.DEAD):
-                    break
-                state, run = seen
-                if state in (states.RUNNING, states.STOPPING):
-                    paths = self.host.paths(container_id, run)
+            while container.state not in (states.EXITED, states.DEAD):
+                if container.state in (states.RUNNING, states.STOPPING):
+                    paths = self.host.run_paths(container)
                     announce(paths)
-                    # the shim has recorded the exit: fire it here rather than wait for its hook
                     status = self.host.runtime.exit_status(paths)
                     if status is not None:
-                        self.exit(container_id, run, status.exit_code)
-                        handled = (paths, status)
+                        try:
+                            with self.db.connections.operation():
+                                self.fire(container, "exit", exit_code=status.exit_code)
+                            handled = (paths, status)
+                        except ConcurrentTransition:
+                            container = self.db.resolve(container.id)  # fired elsewhere
                         continue
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise Timeout(f"container {container_id[:12]} still runs after {timeout:g}s")
+                    raise Timeout(f"container {container.id[:12]} still runs after {timeout:g}s")
                 time.sleep(next(delays))
-            info = self.db.resolve(container_id).info() if seen is not None else None
-            if info is None:
-                raise NoSuchContainer(container_id)
+                seen = self.db.containers.state_of(container.id)
+                if seen is None:
+                    raise NoSuchContainer(container.id)
+                if seen != (container.state, container.run):
+                    container = self.db.resolve(container.id)
+            info = container.info()
             if handled is not None:
                 self.report_exit_fired(*handled, info)
             return info.exit_code
