@@ -122,9 +122,11 @@ def _syscall_error(message: str) -> HostError:
     return HostError(message, stderr=os.strerror(code), errno=code)
 
 
-def remove_tree(directory: Path) -> None:
+def remove_tree(directory: Path, *, scan_mounts: bool = True) -> None:
     """Unmount whatever is mounted under ``directory`` (deepest first), then delete it: a tree
-    deleted under a live mount leaves the mount behind, and may delete into it."""
-    for target in sorted(mounted_under(str(directory)), key=len, reverse=True):
-        unmount(target)
+    deleted under a live mount leaves the mount behind, and may delete into it. A caller that
+    has unmounted what it knows of may skip reading the mount table (``scan_mounts=False``)."""
+    if scan_mounts:
+        for target in sorted(mounted_under(str(directory)), key=len, reverse=True):
+            unmount(target)
     shutil.rmtree(directory, ignore_errors=True)

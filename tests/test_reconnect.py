@@ -76,7 +76,7 @@ def test_a_write_whose_connection_drops_is_a_clear_error_and_changes_nothing(
     with pg_orc.db.connections.operation():
         container = pg_orc.db.resolve(created.id)
         assert _drop_connections(postgres, pg_orc) >= 1
-        with pytest.raises(BerthError, match="lost the connection to the database"):
+        with pytest.raises(BerthError, match="lost the connection to the database while writing"):
             pg_orc.runner.fire(container, "remove")
     after = pg_orc.get(created.id)
     assert (after.state, container.state, container.version) == ("created", "created", 1)

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from fsm.container import LiveContainer
 from fsm.info import ContainerInfo
 from fsm.store.engine import Connections
+from fsm.store.one_statement import AUDIT_PREFIX, EVENT_PREFIX, transition_statement
 from models import Container, ContainerEvent, Image, TransitionAudit
 
 containers = cast(Table, Container.__table__)
@@ -89,6 +90,9 @@ class ContainerStore:
         self.connections = connections
         #: one compare-and-swap statement per set of columns it writes
         self._swaps: dict[tuple[str, ...], Update] = {}
+        #: PostgreSQL commits a transition in one statement (:mod:`fsm.store.one_statement`)
+        self._one_statement = connections.engine.dialect.name == "postgresql"
+        self._one_statements: dict[tuple[tuple[str, ...] | None, bool], Select[Any]] = {}
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -151,6 +155,9 @@ class ContainerStore:
         delete it), with the audit ``record`` and ``new_events``, all or nothing. False, and
         nothing written, when the row is no longer at that version and state."""
         where = {"w_id": container_id, "w_version": seen_version, "w_state": source}
+        if self._one_statement and len(new_events) <= 1:
+            return self._commit_in_one_statement(values, where, record, time, container_id,
+                                                 new_events)
         try:
             with self.connections.write() as connection:
                 if values is None:
@@ -164,6 +171,29 @@ class ContainerStore:
         except _Unmoved:
             return False
         return True
+
+    def _commit_in_one_statement(self, values: Mapping[str, Any] | None,
+                                 where: Mapping[str, Any], record: Mapping[str, Any],
+                                 time: datetime,  container_id: str,
+                                 new_events: Sequence[tuple[str, dict[str, Any]]]) -> bool:
+        """PostgreSQL (:mod:`fsm.store.one_statement`). Two or more events (a stop's ``die``
+        and ``stop``) take the transaction instead: its inserts keep the events' ids in their
+        order, which sibling ``WITH`` clauses do not promise."""
+        columns = None if values is None else tuple(values)
+        key = (columns, bool(new_events))
+        statement = self._one_statements.get(key)
+        if statement is None:
+            change = _DELETE_IF_UNMOVED if columns is None else self._swap(columns)
+            statement = transition_statement(change, audit, events if new_events else None)
+            self._one_statements[key] = statement
+        params = {**(values or {}), **where,
+                  **{AUDIT_PREFIX + name: value for name, value in record.items()}}
+        for action, attributes in new_events:
+            params.update({EVENT_PREFIX + "time": time, EVENT_PREFIX + "container_id":
+                           container_id, EVENT_PREFIX + "action": action,
+                           EVENT_PREFIX + "attributes": attributes})
+        changed: int = self.connections.write_statement(statement, params)
+        return changed == 1
 
     def renew_lease(self, container_id: str, version: int, owner: str, until: datetime) -> bool:
         """Push an in-flight row's lease to ``until``; False when it is no longer ours at that

@@ -96,7 +96,10 @@ def _sqlite_engine(url: str, parsed: URL, create: bool) -> Engine:
         if connection.info.get(_READING, False):
             return  # a lone read runs in the driver's autocommit: no transaction, no lock
         immediate = connection.info.get(_IMMEDIATE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # on the driver's connection itself: SQLAlchemy's execution machinery would cost as
+        # much again as the statement, on every transaction
+        connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -119,6 +122,12 @@ def _begin_immediately(connection: Connection) -> Iterator[None]:
             yield
     finally:
         connection.info[_IMMEDIATE] = False
+
+
+def _unavailable(error: DBAPIError) -> DatabaseUnavailable:
+    return DatabaseUnavailable(f"lost the connection to the database while writing "
+                               f"({error.orig}); a change is committed whole or not at all: "
+                               "read it again before retrying")
 
 
 class Connections:
@@ -199,6 +208,22 @@ class Connections:
         """The first column of every row (:meth:`read`)."""
         return self.read(lambda connection: list(connection.execute(statement, params).scalars()))
 
+    def write_statement(self, statement: Executable, params: Mapping[str, Any]) -> Any:
+        """One statement that writes and commits by itself (autocommit: no BEGIN, no COMMIT);
+        the first column of its first row. Never repeated: a lost connection is a
+        :class:`DatabaseUnavailable`, as for :meth:`write`."""
+        with self.operation() as connection:
+            self._autocommit(connection, True)
+            try:
+                return connection.execute(statement, params).scalar()
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                raise _unavailable(error) from error
+            finally:
+                if connection.in_transaction():
+                    connection.rollback()
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction, committed at the end of the block (rolled back
@@ -214,9 +239,7 @@ class Connections:
             except DBAPIError as error:
                 if not error.connection_invalidated:
                     raise
-                raise DatabaseUnavailable(
-                    f"lost the connection to the database while writing ({error.orig}); the "
-                    "change was not committed: retry") from error
+                raise _unavailable(error) from error
 
     def dispose(self) -> None:
         self.engine.dispose()
