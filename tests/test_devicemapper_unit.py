@@ -20,7 +20,7 @@ from drivers.storage.devicemapper.config import DevicemapperOptions, GiB, MiB, p
 from drivers.storage.devicemapper.layout import check_layer_id, layout_for
 from drivers.storage.devicemapper.metadata import StaleRecord
 from drivers.storage.devicemapper.status import human_size
-from fsm import thin_metadata
+from fsm.store import thin as thin_metadata
 from fsm.store.thin import SQLDeviceMetadataStore
 from models.base import Base
 from models.thin import ThinDevice, ThinPool
