@@ -46,7 +46,6 @@ from fsm.settings import resolve
 from fsm.steps.host import Drivers, Host
 from fsm.storage import check_options, open_storage
 from fsm.store.database import Database
-from fsm.store.schema import ensure_schema
 from models import utcnow
 
 #: how long an in-flight state stays ours without renewal; renewed every third of it
@@ -105,8 +104,11 @@ class Orchestrator:
             raise ConfigError("lease_seconds", lease_seconds, "a positive number of seconds")
         self.settings = resolve(root, database_url)
         self.db = Database(self.settings.database_url, create_sqlite_file=self.settings.embedded)
-        ensure_schema(self.db.engine, self.settings.database_url,
-                      embedded=self.settings.embedded, lock_dir=self.settings.root)
+        if not self.db.at_schema_head():
+            from fsm.store.schema import ensure_schema  # alembic: only when not current
+
+            ensure_schema(self.db.engine, self.settings.database_url,
+                          embedded=self.settings.embedded, lock_dir=self.settings.root)
         self._storage_name = storage
         self._storage_options = dict(storage_options or {})
         self._runtime_name = runtime

@@ -207,3 +207,11 @@ def test_a_standalone_alembic_run_makes_a_new_sqlite_file_0600(tmp_path: Path) -
     upgraded = _alembic(f"sqlite:///{path}", "upgrade", "head")
     assert upgraded.returncode == 0, upgraded.stderr
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_the_head_berth_checks_without_alembic_is_alembics_head() -> None:
+    """fsm.store.revision.HEAD lets every command skip loading alembic when the database is
+    current: it must be the head alembic's ScriptDirectory reports."""
+    from fsm.store.revision import HEAD
+
+    assert head_revision() == HEAD

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
 from fsm.container import LiveContainer
 from fsm.errors import AmbiguousReference, ConfigError, NoSuchContainer
 from fsm.store.addresses import AddressStore
@@ -12,9 +15,11 @@ from fsm.store.containers import ContainerStore
 from fsm.store.engine import Connections, open_engine
 from fsm.store.events import EventStore
 from fsm.store.images import ImageStore
+from fsm.store.revision import HEAD
 from fsm.store.thin import SQLDeviceMetadataStore
 
 _HEX = frozenset("0123456789abcdef")
+_STORED_REVISION = text("SELECT version_num FROM alembic_version")
 
 
 class Database:
@@ -33,6 +38,16 @@ class Database:
     def thin(self) -> SQLDeviceMetadataStore:
         """The devicemapper driver's records."""
         return SQLDeviceMetadataStore(self.engine)
+
+    def at_schema_head(self) -> bool:
+        """Whether the database is at the revision this berth was built for
+        (:data:`fsm.store.revision.HEAD`); False for an empty or unreadable one, which
+        :func:`fsm.store.schema.ensure_schema` then handles."""
+        try:
+            stored = self.connections.scalar(_STORED_REVISION)
+        except DBAPIError:
+            return False
+        return bool(stored == HEAD)
 
     def resolve(self, ref: str) -> LiveContainer:
         """The container ``ref`` names: a full id or a name (one query), else a unique id

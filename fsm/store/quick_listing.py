@@ -25,10 +25,12 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from fsm.store.revision import HEAD
+
 #: the schema revision these statements were written for: a database at any other is left to
 #: the orchestrator (which upgrades the embedded one, or refuses with the fix). A new migration
 #: bumps it, once this module's columns are checked against it (a test compares it to the head)
-SCHEMA_REVISION = "0007_container_run"
+SCHEMA_REVISION = HEAD
 #: how long a read waits for a writer holding SQLite's lock (as the engine's busy timeout)
 BUSY_TIMEOUT_S = 10.0
 
