@@ -128,7 +128,7 @@ class ContainerStore:
     def list(self, states: Sequence[str] | None) -> builtins.list[ContainerInfo]:
         """Containers in ``states`` (``None``: every one), newest first."""
         rows = self.connections.all(listing(states))
-        return [live(row).info() for row in rows]
+        return [info(row) for row in rows]
 
     def users_of_image(self, image_id: str) -> builtins.list[str]:
         return self.connections.scalars(_USERS_OF_IMAGE, {"image_id": image_id})
@@ -222,6 +222,18 @@ def listing(states: Sequence[str] | None) -> Select[Any]:
     if states is None:
         return _LIST_ALL
     return _LIST_STATES.params(states=list(states))
+
+
+#: :class:`ContainerInfo`'s fields, each with the column of :data:`LIVE_COLUMNS` it is read from
+_INFO_FROM = tuple((name, "image_name" if name == "image" else name)
+                   for name in ContainerInfo.__dataclass_fields__)
+
+
+def info(row: Row[Any]) -> ContainerInfo:
+    """A :class:`ContainerInfo` straight from a row of :data:`LIVE_COLUMNS`: a listing of
+    thousands of rows need not build a :class:`LiveContainer` for each."""
+    mapping = row._mapping
+    return ContainerInfo(**{name: mapping[column] for name, column in _INFO_FROM})
 
 
 def live(row: Row[Any]) -> LiveContainer:
