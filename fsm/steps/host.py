@@ -6,18 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, cast
+
+from transitions import EventData
 
 from drivers.network import Attachment
 from drivers.runtime.oci import ContainerPaths, OCIRuntime
 from drivers.storage import StorageDriver
+from fsm.container import LiveContainer
 from fsm.settings import Settings
 from fsm.store.database import Database
-
-if TYPE_CHECKING:
-    from transitions import EventData
-
-    from fsm.container import LiveContainer
 
 
 class Network(Protocol):
@@ -81,11 +79,11 @@ class Host:
 
 
 def host_of(event: EventData) -> Host:
+    """The host a step works on, handed in by the runner with every trigger."""
     host: Host = event.kwargs["host"]
     return host
 
 
 def container_of(event: EventData) -> LiveContainer:
-    from typing import cast
-
-    return cast("LiveContainer", event.model)
+    """The container a step drives: the model the event was fired on."""
+    return cast(LiveContainer, event.model)
