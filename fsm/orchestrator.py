@@ -35,7 +35,6 @@ from fsm.errors import (
     ImageInUse,
     InvalidState,
     NameInUse,
-    NoSuchContainer,
     NoSuchImage,
     host_errors,
 )
@@ -50,7 +49,6 @@ from models import utcnow
 
 #: how long an in-flight state stays ours without renewal; renewed every third of it
 DEFAULT_LEASE_SECONDS = 60.0
-_HEX = frozenset("0123456789abcdef")
 
 
 _P = ParamSpec("_P")
@@ -322,12 +320,12 @@ class Orchestrator:
         return self.db.events.select(
             None if since is None else _aware("since", since),
             None if until is None else _aware("until", until),
-            None if container is None else self._resolve_any(container),
+            None if container is None else self.db.resolve_any_id(container),
             None if actions is None else builtins.list(actions))
 
     def history(self, ref: str) -> builtins.list[TransitionRecord]:
         """Every committed transition of the container, oldest first."""
-        return self.db.events.history(self._resolve_any(ref))
+        return self.db.events.history(self.db.resolve_any_id(ref))
 
     # -- images ----------------------------------------------------------------------------
 
@@ -394,15 +392,6 @@ class Orchestrator:
         self.close()
 
     # -- internals -------------------------------------------------------------------------
-
-    def _resolve_any(self, ref: str) -> str:
-        """A container's id; a full id of a removed container is accepted too."""
-        try:
-            return self.db.resolve_id(ref)
-        except NoSuchContainer:
-            if len(ref) == 64 and _HEX.issuperset(ref):
-                return ref
-            raise
 
     def _check_name_free(self, name: str) -> None:
         owner = self.db.containers.id_of_name(name)

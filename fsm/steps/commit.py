@@ -24,8 +24,7 @@ def commit_transition(event: EventData) -> None:
     assert transition is not None and transition.dest is not None and event.event is not None
     source, dest, trigger = transition.source, transition.dest, event.event.name
     now = utcnow()
-    values: dict[str, Any] | None = dict(container.changes)
-    assert values is not None
+    values: dict[str, Any] = dict(container.changes)
     values["version"] = container.version + 1
     in_flight = dest in states.IN_FLIGHT
     values["owner"] = host.owner if in_flight else None

@@ -66,6 +66,16 @@ class Database:
         exact = self.containers.id_of(ref)
         return exact if exact is not None else self.resolve_prefix(ref)
 
+    def resolve_any_id(self, ref: str) -> str:
+        """Like :meth:`resolve_id`, but a full id of a removed container is accepted too (its
+        events and history outlive it)."""
+        try:
+            return self.resolve_id(ref)
+        except NoSuchContainer:
+            if len(ref) == 64 and _HEX.issuperset(ref):
+                return ref
+            raise
+
     def resolve_prefix(self, ref: str) -> str:
         if not _HEX.issuperset(ref):
             raise NoSuchContainer(ref)
