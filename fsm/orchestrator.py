@@ -331,7 +331,7 @@ class Orchestrator:
 
     def import_image(self, name: str, tar_path: str | os.PathLike[str]) -> ImageInfo:
         """Import a root filesystem tarball as image ``name``."""
-        from fsm.images import import_image
+        from fsm.images.tarball import import_image
 
         return import_image(self.host, validation.image_name(name), Path(tar_path))
 
