@@ -8,6 +8,7 @@ import contextlib
 import errno
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import sh
 
@@ -31,9 +32,13 @@ def run(
     ok_codes: Sequence[int] = (0,),
     map_error: ErrorMapper | None = None,
     input: str | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> str:
     """Run ``argv`` and return its stdout; raise :class:`HostError` (or what ``map_error``
     picks) on a failure, :class:`CommandTimeout` after ``timeout`` seconds.
+
+    ``on_line`` gets each line of stdout as it comes (for progress); stdout is then not
+    returned.
 
     Example: ``run(["ip", "netns", "add", name], what=f"cannot create {name}")``.
     """
@@ -48,8 +53,10 @@ def run(
     expired = threading.Event()
     timer: threading.Timer | None = None
     try:
+        streaming: dict[str, Any] = {} if on_line is None else {
+            "_out": lambda line: on_line(_text(line).rstrip("\n"))}
         process = command(*args[1:], _bg=True, _bg_exc=False, _ok_code=list(ok_codes),
-                          _in=input, _err_to_out=False, _tty_out=False)
+                          _in=input, _err_to_out=False, _tty_out=False, **streaming)
         timer = threading.Timer(timeout, _kill, (process, expired))
         timer.daemon = True
         timer.start()

@@ -1,7 +1,6 @@
 """A container being driven through one operation: the ``transitions`` model.
 
-It is read from its row (every column of :class:`models.Container` but the lease, and its
-image's name), carries what the steps learn (``changes`` and ``events`` are committed with the
+It is read from its row (every column of :class:`models.Container` but the lease), carries what the steps learn (``changes`` and ``events`` are committed with the
 next transition), and is dropped when the operation ends. It is deliberately not the ORM object:
 no database session lives across a side effect.
 """
@@ -22,7 +21,8 @@ class LiveContainer:
     id: str
     name: str
     image_id: str
-    image_name: str
+    #: the image as the container was created from it (a name, else its id)
+    image: str
     state: str
     version: int
     node: str
@@ -61,7 +61,7 @@ class LiveContainer:
 
     def emit(self, action: str, **attributes: Any) -> None:
         """Stage an event for the next transition's commit."""
-        self.events.append((action, {"image": self.image_name, "name": self.name, **attributes}))
+        self.events.append((action, {"image": self.image, "name": self.name, **attributes}))
 
     def applied(self, values: dict[str, Any]) -> None:
         """The transition was committed: ``values`` (the staged ones among them) are the row's."""
@@ -73,7 +73,7 @@ class LiveContainer:
 
     def info(self) -> ContainerInfo:
         return ContainerInfo(
-            id=self.id, name=self.name, image=self.image_name, state=self.state,
+            id=self.id, name=self.name, image=self.image, state=self.state,
             exit_code=self.exit_code, error=self.error, pid=self.pid,
             created_at=self.created_at, started_at=self.started_at,
             finished_at=self.finished_at, has_been_started_before=self.has_been_started_before,

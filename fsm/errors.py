@@ -48,12 +48,12 @@ class NoSuchContainer(BerthError):
 
 
 class AmbiguousReference(BerthError):
-    def __init__(self, ref: str, matches: Sequence[str]) -> None:
+    def __init__(self, ref: str, matches: Sequence[str], kind: str = "containers") -> None:
         self.ref = ref
         self.matches = tuple(matches)
         shown = ", ".join(m[:12] for m in self.matches[:5])
         super().__init__(
-            f"{ref!r} matches {len(self.matches)} containers ({shown}): give more of the id"
+            f"{ref!r} matches {len(self.matches)} {kind} ({shown}): give more of the id"
         )
 
 
@@ -61,8 +61,9 @@ class NoSuchImage(BerthError):
     def __init__(self, ref: str) -> None:
         self.ref = ref
         super().__init__(
-            f"no image named {ref!r}: import one with `berth image import NAME FILE.tar` "
-            "(`berth image ls` lists them)"
+            f"no image named {ref!r}: pull it (`berth pull REF`), load it (`berth image load -i "
+            "FILE`) or import a root filesystem (`berth image import NAME FILE.tar`); "
+            "`berth images` lists them"
         )
 
 

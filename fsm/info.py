@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -92,11 +92,27 @@ class TransitionRecord:
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """An imported image: ``id`` is the sha256 of its tarball and the id of its storage layer;
-    ``size`` is the bytes of the unpacked tree."""
+    """An image: ``id`` is the hex sha256 of its config (Docker's image id); ``names`` the names
+    it goes by (none: dangling); ``config`` the OCI image config (``config["config"]`` holds
+    Entrypoint, Cmd, Env, WorkingDir, User, StopSignal, ExposedPorts, Labels); ``top_layer`` the
+    chain ID of its top layer; ``size`` the bytes of its layers' files."""
 
     id: str
-    name: str
+    names: tuple[str, ...]
     size: int
     storage_driver: str
     created_at: datetime
+    top_layer: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    repo_digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Its first name, or ``<none>`` for a dangling image (as ``docker images`` shows)."""
+        return self.names[0] if self.names else "<none>"
+
+    @property
+    def diff_ids(self) -> list[str]:
+        """Its layers' diff IDs, bottom first."""
+        rootfs = self.config.get("rootfs") or {}
+        return list(rootfs.get("diff_ids") or [])

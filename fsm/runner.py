@@ -31,6 +31,7 @@ from fsm.leases import LeaseKeeper
 from fsm.machine import fire
 from fsm.policy import after_exit_needed
 from fsm.steps.host import Host
+from fsm.steps.stop import stop_signal
 from models import utcnow
 
 #: after SIGKILL, how long the process may take to be reaped before stop gives up
@@ -165,12 +166,12 @@ class Runner:
         # the shim holds its exit hook back while we are here to fire ``exit`` ourselves
         with host.runtime.waiting_for_exit(paths):
             with host_errors():
-                host.runtime.kill(container.id, signal.SIGTERM)
+                host.runtime.kill(container.id, stop_signal(container))
                 crash_point("stop.after_signal")
                 status = self._await_exit(container.id, run, paths, timeout)
                 if status is None:
                     self.db.events.record(container.id, "kill", signal="SIGKILL",
-                                          image=container.image_name, name=container.name)
+                                          image=container.image, name=container.name)
                     host.runtime.kill(container.id, signal.SIGKILL)
                     status = self._await_exit(container.id, run, paths, KILL_GRACE_SECONDS)
             if status is _FIRED_ELSEWHERE:

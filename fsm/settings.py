@@ -33,6 +33,11 @@ class Settings(NamedTuple):
     def container_dir(self, container_id: str) -> Path:
         return self.containers_dir / container_id
 
+    @property
+    def scratch_dir(self) -> Path:
+        """Where pulls and loads keep what skopeo copies until its layers are applied."""
+        return self.root / "scratch"
+
 
 def default_root() -> Path:
     if os.geteuid() == 0:

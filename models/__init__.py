@@ -7,19 +7,23 @@ from models.container import (
     CONTAINER_STATES,
     Container,
     ContainerEvent,
-    Image,
     TransitionAudit,
 )
+from models.image import LAYER_KINDS, LAYER_STATES, Image, ImageName, Layer
 from models.network import Endpoint, Network
 from models.thin import ThinDevice, ThinPool
 
 __all__ = [
     "CONTAINER_STATES",
+    "LAYER_KINDS",
+    "LAYER_STATES",
     "Base",
     "Container",
     "ContainerEvent",
     "Endpoint",
     "Image",
+    "ImageName",
+    "Layer",
     "Network",
     "ThinDevice",
     "ThinPool",

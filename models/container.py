@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -51,6 +50,9 @@ class Container(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     image_id: Mapped[str] = mapped_column(String(64), ForeignKey("images.id"))
+    #: the image as the container was created from it (a name, else the image's id): what
+    #: ``ps`` shows, as Docker's ``Config.Image``
+    image: Mapped[str] = mapped_column(String(255))
     state: Mapped[str] = mapped_column(String(16))
     #: bumped by every transition; the compare-and-swap checks it
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -110,23 +112,12 @@ class ContainerEvent(Base):
     #: not a foreign key: events outlive the container
     container_id: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
+    #: ``container``, or ``image`` for pull, load, tag, untag, delete: then ``container_id``
+    #: holds the image's id
+    type: Mapped[str] = mapped_column(String(16), default="container",
+                                      server_default="container")
     #: exitCode, error, image, name, signal...
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class Image(Base):
-    """A root filesystem imported from a tarball, held by the storage driver as a layer."""
-
-    __tablename__ = "images"
-
-    #: sha256 of the tarball, 64 hex digits; also the storage layer's id
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    #: the storage driver that holds the layer (``vfs``, ``devicemapper``)
-    storage_driver: Mapped[str] = mapped_column(String(32))
-    #: bytes of the unpacked tree
-    size: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-__all__ = ["CONTAINER_STATES", "Container", "ContainerEvent", "Image", "TransitionAudit"]
+__all__ = ["CONTAINER_STATES", "Container", "ContainerEvent", "TransitionAudit"]

@@ -44,3 +44,10 @@ class DigestMismatch(LayerError):
         super().__init__(message)
         self.expected = expected
         self.actual = actual
+
+
+class BadImage(HostError):
+    """An image source that does not hold a usable image: a layout, archive, manifest or config
+    that is missing, malformed, for another platform, or that a registry would not give."""
+
+    default_errno = errnos.EINVAL

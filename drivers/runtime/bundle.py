@@ -60,6 +60,10 @@ class BundleSpec:
     #: tmpfs, IPC and bind mounts, on top of the defaults (/proc, /dev, /dev/pts, /sys...)
     mounts: tuple[Mount, ...] = ()
     cgroups_path: str = ""
+    #: the process's uid, gid and supplementary gids (the image's user, resolved at create)
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
     extra_annotations: dict[str, str] = field(default_factory=dict)
 
 
@@ -92,7 +96,9 @@ def config_for(spec: BundleSpec) -> dict[str, Any]:
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
-            "user": {"uid": 0, "gid": 0},
+            "user": {"uid": spec.uid, "gid": spec.gid,
+                     **({"additionalGids": list(spec.additional_gids)}
+                        if spec.additional_gids else {})},
             "args": list(spec.args),
             "env": list(spec.env),
             "cwd": spec.cwd,

@@ -56,7 +56,9 @@ def prepare_process(event: EventData) -> None:
     config, host_config = container.config, container.host_config
     rootfs = Path(container.rootfs)
     ensure_working_directory(rootfs, config["working_dir"])
-    env = {"PATH": DEFAULT_PATH, "HOSTNAME": container.id[:12], "HOME": "/root"}
+    user = config.get("user") or {}
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": container.id[:12],
+           "HOME": user.get("home") or "/root"}
     env.update(link_environment(container, host))
     env.update(config["env"])
     mounts = [*_ipc_mounts(container, host), *_tmpfs_mounts(host_config["tmpfs"]),
@@ -72,6 +74,9 @@ def prepare_process(event: EventData) -> None:
         ipc=_ipc_namespace(container, host),
         mounts=tuple(mounts),
         cgroups_path=f"/berth/{container.id}",
+        uid=user.get("uid", 0),
+        gid=user.get("gid", 0),
+        additional_gids=tuple(user.get("additional_gids", ())),
     )
 
 

@@ -34,23 +34,19 @@ from fsm.container import LiveContainer
 from fsm.info import ContainerInfo
 from fsm.store.engine import Connections
 from fsm.store.one_statement import AUDIT_PREFIX, EVENT_PREFIX, transition_statement
-from models import Container, ContainerEvent, Image, TransitionAudit
+from models import Container, ContainerEvent, TransitionAudit
 
 containers = cast(Table, Container.__table__)
-images = cast(Table, Image.__table__)
 audit = cast(Table, TransitionAudit.__table__)
 events = cast(Table, ContainerEvent.__table__)
 
 #: what a :class:`LiveContainer` is read from: every column of the model but the lease (only
-#: recovery reads it), and the image's name
-LIVE_COLUMNS = (*(c for c in containers.c if c.name != "lease_expires_at"),
-                images.c.name.label("image_name"))
-_LIVE: Select[Any] = select(*LIVE_COLUMNS).join_from(
-    containers, images, containers.c.image_id == images.c.id)
+#: recovery reads it)
+LIVE_COLUMNS = tuple(c for c in containers.c if c.name != "lease_expires_at")
+_LIVE: Select[Any] = select(*LIVE_COLUMNS)
 _BY_ID_OR_NAME = _LIVE.where(or_(containers.c.id == bindparam("ref"),
                                  containers.c.name == bindparam("ref"))).limit(1)
 _IN_STATES_ON_NODE = (select(*LIVE_COLUMNS, containers.c.lease_expires_at)
-                      .join_from(containers, images, containers.c.image_id == images.c.id)
                       .where(containers.c.node == bindparam("node"),
                              containers.c.state.in_(bindparam("states", expanding=True))))
 #: newest first: the indexes of migration 0005 give this order by a backward walk, no sort
@@ -225,15 +221,14 @@ def listing(states: Sequence[str] | None) -> Select[Any]:
 
 
 #: :class:`ContainerInfo`'s fields, each with the column of :data:`LIVE_COLUMNS` it is read from
-_INFO_FROM = tuple((name, "image_name" if name == "image" else name)
-                   for name in ContainerInfo.__dataclass_fields__)
+_INFO_FROM = tuple(ContainerInfo.__dataclass_fields__)
 
 
 def info(row: Row[Any]) -> ContainerInfo:
     """A :class:`ContainerInfo` straight from a row of :data:`LIVE_COLUMNS`: a listing of
     thousands of rows need not build a :class:`LiveContainer` for each."""
     mapping = row._mapping
-    return ContainerInfo(**{name: mapping[column] for name, column in _INFO_FROM})
+    return ContainerInfo(**{name: mapping[name] for name in _INFO_FROM})
 
 
 def live(row: Row[Any]) -> LiveContainer:

@@ -15,6 +15,7 @@ from fsm.store.containers import ContainerStore
 from fsm.store.engine import Connections, open_engine
 from fsm.store.events import EventStore
 from fsm.store.images import ImageStore
+from fsm.store.layers import LayerStore
 from fsm.store.revision import HEAD
 from fsm.store.thin import SQLDeviceMetadataStore
 
@@ -32,6 +33,7 @@ class Database:
         self.containers = ContainerStore(self.connections)
         self.events = EventStore(self.connections)
         self.images = ImageStore(self.connections)
+        self.layers = LayerStore(self.connections)
         self.addresses = AddressStore(self.connections)
 
     @cached_property

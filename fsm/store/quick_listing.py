@@ -34,16 +34,16 @@ SCHEMA_REVISION = HEAD
 #: how long a read waits for a writer holding SQLite's lock (as the engine's busy timeout)
 BUSY_TIMEOUT_S = 10.0
 
-#: the columns read, of ``containers AS c``; the image's name is read as ``i.name AS image``
-CONTAINER_COLUMNS = ("id", "name", "state", "exit_code", "config", "created_at", "started_at",
-                     "finished_at")
-_ROWS = ", ".join(f"c.{column}" for column in CONTAINER_COLUMNS) + ", i.name AS image"
+#: the columns read, of ``containers AS c``
+CONTAINER_COLUMNS = ("id", "name", "image", "state", "exit_code", "config", "created_at",
+                     "started_at", "finished_at")
+_ROWS = ", ".join(f"c.{column}" for column in CONTAINER_COLUMNS)
 
 
 def _statement(select: str, every: bool) -> str:
     """Newest first: the order the listing indexes give by a backward walk, without a sort."""
     where = "" if every else " WHERE c.state = 'running'"
-    return (f"SELECT {select} FROM containers AS c JOIN images AS i ON i.id = c.image_id{where} "
+    return (f"SELECT {select} FROM containers AS c{where} "
             "ORDER BY c.created_at DESC, c.id DESC")
 
 

@@ -10,4 +10,4 @@ asks alembic. Standard library only: ``berth ps``'s SQLite fast path reads it to
 from __future__ import annotations
 
 #: the newest migration's revision id (``alembic heads``)
-HEAD = "0007_container_run"
+HEAD = "0008_layered_images"
