@@ -1,8 +1,9 @@
 """A container being driven through one operation: the ``transitions`` model.
 
-It is read from its row (every column of :class:`models.Container` but the lease), carries what the steps learn (``changes`` and ``events`` are committed with the
-next transition), and is dropped when the operation ends. It is deliberately not the ORM object:
-no database session lives across a side effect.
+It is read from its row (every column of :class:`models.Container` but the lease), carries
+what the steps learn (``changes`` and ``events`` are committed with the next transition), and is
+dropped when the operation ends. It is deliberately not the ORM object: no database session
+lives across a side effect.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ HOLDS_NETWORK = {states.NETWORKING, states.STARTING, states.RUNNING, states.STOP
 def collect(host: Host, remove: bool = False) -> dict[str, list[str]]:
     db, settings = host.db, host.settings
     containers = db.containers.states_on_node(settings.node)
-    image_ids = db.images.ids()
+    layer_rows = db.layers.ids(settings.node)
     # namespaces and veths are host-wide: only those named after this database's containers
     # (removed ones included: their events stay) are this data root's to judge
     ever = db.events.container_ids()
@@ -31,7 +31,8 @@ def collect(host: Host, remove: bool = False) -> dict[str, list[str]]:
     ours_netns = {netns_name(c) for c in ever} - {netns_name(c) for c in networked}
     ours_veths = {bridge.veth_name(c) for c in ever} - {bridge.veth_name(c) for c in networked}
     found = {
-        "layer": [i for i in host.storage.layers() if i not in containers and i not in image_ids],
+        # every layer berth makes has its row first: one without is a leftover
+        "layer": [i for i in host.storage.layers() if i not in layer_rows],
         "container dir": sorted(p.name for p in _dirs(settings.containers_dir)
                                 if p.name not in containers),
         "runtime container": [c for c in host.runtime.list() if c not in running],

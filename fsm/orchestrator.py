@@ -25,6 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
+from drivers.crashpoints import crash_point
 from drivers.runtime.oci import ContainerPaths, OCIRuntime
 from drivers.storage import StorageDriver
 from fsm import states, validation
@@ -32,17 +33,17 @@ from fsm.container import LiveContainer
 from fsm.errors import (
     BerthError,
     ConfigError,
-    ImageInUse,
     InvalidState,
     NameInUse,
-    NoSuchImage,
     host_errors,
 )
+from fsm.images.progress import Progress, silent
 from fsm.info import ContainerInfo, Event, ImageInfo, TransitionRecord
 from fsm.owner import owner_id
 from fsm.runner import Runner
 from fsm.settings import resolve
 from fsm.steps.host import Drivers, Host
+from fsm.steps.layers import claim_layer, make_layer, undo_layer
 from fsm.storage import check_options, open_storage
 from fsm.store.database import Database
 from models import utcnow
@@ -171,8 +172,10 @@ class Orchestrator:
     def create(
         self,
         image: str,
-        command: Sequence[str],
+        command: Sequence[str] | None = None,
         *,
+        entrypoint: Sequence[str] | str | None = None,
+        user: str | None = None,
         name: str | None = None,
         env: dict[str, str] | None = None,
         working_dir: str | None = None,
@@ -188,7 +191,11 @@ class Orchestrator:
     ) -> ContainerInfo:
         """Create a container (state ``created``) from ``image``, to run ``command``.
 
-        Everything is checked before anything is made: a bad argument raises
+        The image's configuration applies as Docker applies it: ``command`` replaces its Cmd,
+        ``entrypoint`` its Entrypoint (and clears its Cmd); ``env`` is merged over its Env;
+        ``working_dir`` and ``user`` (a name or ``uid[:gid]``, resolved in the image's
+        ``/etc/passwd`` and ``/etc/group``) default to its own; its StopSignal is what ``stop``
+        sends. Everything is checked before anything is made: a bad argument raises
         :class:`ConfigError` naming it, an unknown image :class:`NoSuchImage`, a taken name
         :class:`NameInUse`; then the container's layer is made and its row committed.
         ``auto_remove`` removes the container when its process exits (``run --rm -d``), unless
@@ -196,12 +203,11 @@ class Orchestrator:
         """
         if not isinstance(auto_remove, bool):
             raise ConfigError("auto_remove", auto_remove, "True or False")
-        config: dict[str, Any] = {
-            "cmd": validation.command(command),
-            "env": validation.env(env),
-            "working_dir": validation.working_dir(working_dir),
-            "exposed_ports": validation.exposed_ports(exposed_ports),
-        }
+        if command is not None:
+            validation.command(command)
+        if working_dir is not None:
+            validation.working_dir(working_dir)
+        given_ports = validation.exposed_ports(exposed_ports)
         host_config: dict[str, Any] = {
             "network_mode": validation.network_mode(network_mode),
             "ipc_mode": validation.ipc_mode(ipc_mode),
@@ -215,6 +221,14 @@ class Orchestrator:
         if name is not None:
             validation.container_name(name)
         image_row = self.image(image)
+        config = self._process_config(image_row, command=command, entrypoint=entrypoint,
+                                      env=env, working_dir=working_dir, user=user,
+                                      exposed_ports=given_ports)
+        node = self.settings.node
+        top = self.db.layers.get(node, image_row.top_layer)
+        if top is None or top.state != "ready":
+            raise BerthError(f"image {image_row.name!r} has no layers on node {node!r}: pull "
+                             "or load it on this node")
         for mode_field in ("network_mode", "ipc_mode"):
             mode = host_config[mode_field]
             if mode.startswith("container:"):
@@ -232,26 +246,59 @@ class Orchestrator:
             name = f"berth_{container_id[:12]}"
         else:
             self._check_name_free(name)
-        with host_errors():
-            self.storage.create(container_id, image_row.id)
+        if not claim_layer(self.host, container_id, kind="container", parent=top.id):
+            raise BerthError(f"a layer {container_id[:12]} exists already")  # a 256-bit clash
+        make_layer(self.host, container_id, top.id)
+        crash_point("create.after_layer")
         now = utcnow()
+        shown_image = image if image in image_row.names else (
+            image_row.names[0] if image_row.names else image_row.id)
         row: dict[str, Any] = {
-            "id": container_id, "name": name, "image_id": image_row.id, "state": states.CREATED,
+            "id": container_id, "name": name, "image_id": image_row.id, "image": shown_image,
+            "state": states.CREATED,
             "version": 1, "owner": None, "lease_expires_at": None, "node": self.settings.node,
             "exit_code": 0, "error": "", "pid": None, "created_at": now, "started_at": None,
             "finished_at": None, "has_been_started_before": False, "restart_count": 0,
             "manually_stopped": False, "run": 0, "config": config, "host_config": host_config,
         }
         try:
-            self.db.containers.insert(row, now, [("create", {"image": image_row.name,
+            self.db.containers.insert(row, now, [("create", {"image": shown_image,
                                                              "name": name})])
-        except IntegrityError as error:
-            with host_errors():
-                self.storage.remove(container_id)
-            self._check_name_free(name)
-            raise BerthError(f"cannot create the container: {error.orig}") from error
+        except BaseException as error:
+            undo_layer(self.host, container_id)
+            if isinstance(error, IntegrityError):
+                self._check_name_free(name)
+                raise BerthError(f"cannot create the container: {error.orig}") from error
+            raise
+        crash_point("create.after_insert")
+        self.db.layers.ready(node, container_id, 0)
         del row["lease_expires_at"]
-        return LiveContainer(image_name=image_row.name, **row).info()
+        return LiveContainer(**row).info()
+
+    def _process_config(self, image: ImageInfo, *, command: Sequence[str] | None,
+                        entrypoint: Sequence[str] | str | None, env: dict[str, str] | None,
+                        working_dir: str | None, user: str | None,
+                        exposed_ports: Sequence[str]) -> dict[str, Any]:
+        """The container's ``config`` column: its process as the image and the arguments
+        make it (see :meth:`create`)."""
+        from fsm.images.process import container_process
+        from fsm.images.users import resolve_user
+
+        process = container_process(image.config.get("config") or {}, command=command,
+                                    entrypoint=entrypoint, env=env, working_dir=working_dir,
+                                    user=user)
+        resolved = resolve_user(process.user_spec, **self.db.images.accounts(image.id))
+        return {
+            "cmd": list(process.args),
+            "env": process.env,
+            "working_dir": process.working_dir,
+            "exposed_ports": list(dict.fromkeys([*process.exposed_ports, *exposed_ports])),
+            "user": {"spec": process.user_spec, "uid": resolved.uid, "gid": resolved.gid,
+                     "additional_gids": list(resolved.additional_gids),
+                     "home": resolved.home},
+            "stop_signal": process.stop_signal,
+            "labels": process.labels,
+        }
 
     @_one_operation
     def start(self, ref: str) -> ContainerInfo:
@@ -329,35 +376,68 @@ class Orchestrator:
 
     # -- images ----------------------------------------------------------------------------
 
-    def import_image(self, name: str, tar_path: str | os.PathLike[str]) -> ImageInfo:
-        """Import a root filesystem tarball as image ``name``."""
+    @_one_operation
+    def pull(self, reference: str, *, tls_verify: bool = True,
+             progress: Progress | None = None) -> ImageInfo:
+        """Pull ``reference`` (``host[:port]/repo[:tag|@sha256:...]``) from its registry, with
+        skopeo; its layers not on this node yet are applied, each a child of the one below.
+        ``tls_verify=False`` allows a registry over plain HTTP or with an unverified
+        certificate. ``progress`` is told of each layer as it goes."""
+        from fsm.images.pull import pull
+
+        return pull(self.host, reference, tls_verify=tls_verify, progress=progress or silent)
+
+    @_one_operation
+    def load(self, path: str | os.PathLike[str],
+             progress: Progress | None = None) -> builtins.list[ImageInfo]:
+        """Load every image of a ``docker save`` archive, an OCI archive or an OCI image layout
+        directory, under the names it carries."""
+        from fsm.images.load import load
+
+        return load(self.host, Path(path), progress or silent)
+
+    @_one_operation
+    def import_image(self, name: str, tar_path: str | os.PathLike[str],
+                     progress: Progress | None = None) -> ImageInfo:
+        """Import a root filesystem tarball (plain, gzip or zstd) as the one-layer image
+        ``name``."""
         from fsm.images.tarball import import_image
 
-        return import_image(self.host, validation.image_name(name), Path(tar_path))
+        return import_image(self.host, validation.image_name(name), Path(tar_path),
+                            progress or silent)
 
     def images(self) -> builtins.list[ImageInfo]:
-        """Every imported image, by name."""
+        """Every image: named ones by name, then dangling ones."""
         return self.db.images.all()
 
     def image(self, ref: str) -> ImageInfo:
-        """The image named ``ref`` (or with that id); :class:`NoSuchImage` if there is none."""
-        if not isinstance(ref, str) or not ref:
-            raise ConfigError("image", ref, "an image name (see `berth image ls`)")
-        found = self.db.images.find(ref)
-        if found is None:
-            raise NoSuchImage(ref)
-        return found
+        """The image ``ref`` names (a name, ``name`` for ``name:latest``, an id or a unique id
+        prefix); :class:`NoSuchImage` if there is none."""
+        from fsm.images.lookup import find_image
 
-    def remove_image(self, name: str) -> None:
-        """Delete an image and its layer; refused (:class:`ImageInUse`) while containers use
-        it."""
-        image = self.image(name)
-        users = self.db.containers.users_of_image(image.id)
-        if users:
-            raise ImageInUse(image.name, users)
-        self.db.images.delete(image.id)
-        with host_errors():
-            self.storage.remove(image.id)
+        return find_image(self.db, ref)
+
+    @_one_operation
+    def remove_image(self, ref: str, force: bool = False) -> builtins.list[str]:
+        """``docker rmi``: a name of an image with others is only untagged; else the image
+        goes with the layers no other image or container uses. Refused (:class:`ImageInUse`)
+        while a container uses it, unless ``force`` (then only its names go). Returns what
+        was done, as ``Untagged: NAME`` and ``Deleted: sha256:ID`` lines."""
+        from fsm.images.removal import remove_image
+
+        if not isinstance(force, bool):
+            raise ConfigError("force", force, "True or False")
+        return remove_image(self.host, ref, force)
+
+    @_one_operation
+    def prune_images(self, all: bool = False) -> builtins.list[ImageInfo]:
+        """Remove dangling images no container uses (``all``: every image no container uses);
+        returns those removed."""
+        from fsm.images.removal import prune_images
+
+        if not isinstance(all, bool):
+            raise ConfigError("all", all, "True or False")
+        return prune_images(self.host, all)
 
     # -- the exit of a process, and recovery -----------------------------------------------
 

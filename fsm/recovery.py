@@ -5,6 +5,9 @@
   ``fail`` runs its undo steps (runtime container deleted, network released, rootfs put; each
   idempotent) and the row becomes ``dead`` with ``error: interrupted``. A ``stopping`` row
   instead gets its process killed and ``exit``.
+- A layer row left ``applying`` or ``removing`` by a dead process of this node: a container's
+  layer whose container row exists is kept; anything else is removed, driver first
+  (:func:`fsm.steps.layers.recover_layers`), and scratch directories of dead pulls go.
 - A ``running`` row whose run's process is gone gets ``exit`` with the status the shim recorded,
   else 128. A live process is left to its shim, which will report its exit: nothing changes.
 
@@ -21,6 +24,7 @@ from fsm.container import LiveContainer
 from fsm.errors import ConcurrentTransition
 from fsm.owner import owner_is_alive, process_start_ticks
 from fsm.runner import Runner
+from fsm.steps.layers import recover_layers
 from models import utcnow
 
 INTERRUPTED = "interrupted"
@@ -29,7 +33,8 @@ KILLED_REPORT_SECONDS = 10.0
 
 
 def recover(runner: Runner) -> dict[str, list[str]]:
-    """Reconcile; returns what was changed: ``{"failed": [ids], "exited": [ids]}``."""
+    """Reconcile; returns what was changed: ``{"failed": [ids], "exited": [ids]}``, and
+    ``"layers": [ids]`` when layers a dead writer or remover left were undone."""
     report: dict[str, list[str]] = {"failed": [], "exited": []}
     host = runner.host
     node = host.settings.node
@@ -43,6 +48,10 @@ def recover(runner: Runner) -> dict[str, list[str]]:
                 _take_over(runner, container, report)
         except ConcurrentTransition:
             pass  # someone else moved it meanwhile: theirs to finish
+    # after the containers: a container's layer is judged by whether its row exists
+    undone = recover_layers(host)
+    if undone:
+        report["layers"] = undone
     return report
 
 

@@ -25,7 +25,8 @@ _MAY_RUN = ("mounting", "networking", "starting", "running", "stopping")
 
 def _create(obj: Context, image: str, command: tuple[str, ...], auto_remove: bool = False,
             **options: Any) -> ContainerInfo:
-    return obj.orc.create(image, list(command), auto_remove=auto_remove,
+    # no command: the image's Cmd
+    return obj.orc.create(image, list(command) or None, auto_remove=auto_remove,
                           **create_arguments(options))
 
 

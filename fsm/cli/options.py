@@ -39,8 +39,11 @@ def create_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--expose", multiple=True, metavar="PORT[/PROTO]",
                      help="Port the container exposes to links (repeatable)."),
         click.option("--shm-size", help="Size of /dev/shm, e.g. 64m."),
+        click.option("--entrypoint", help="Overwrite the image's entrypoint (\"\" for none)."),
+        click.option("-u", "--user", help="NAME|UID[:GROUP|GID], as the image's /etc/passwd "
+                     "and /etc/group know them (default: the image's)."),
         click.argument("image"),
-        click.argument("command", nargs=-1, required=True),
+        click.argument("command", nargs=-1),
     ]
     for option in reversed(options):
         command = option(command)
@@ -58,7 +61,7 @@ def create_arguments(options: dict[str, Any]) -> dict[str, Any]:
         network_mode=options["network"], ipc_mode=options["ipc"], tmpfs=tmpfs,
         links=list(options["link"]), restart_policy=options["restart"],
         mounts=parse_volumes(options["volume"]), exposed_ports=list(options["expose"]),
-        shm_size=options["shm_size"],
+        shm_size=options["shm_size"], entrypoint=options["entrypoint"], user=options["user"],
     )
 
 

@@ -8,11 +8,12 @@ applied again; one being written by another process of this node is waited for.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from drivers.crashpoints import crash_point
 from drivers.image.accounts import read_accounts
 from drivers.image.apply import apply_layer
-from drivers.image.layout import LayoutImage
+from drivers.image.layout import LayerBlob, LayoutImage
 from fsm.errors import host_errors
 from fsm.images.progress import LayerProgress, Progress
 from fsm.steps.host import Host
@@ -45,9 +46,7 @@ def apply_chain(host: Host, image: LayoutImage, name: str, progress: Progress,
             if claim_layer(host, chain, kind="image", parent=parent, diff_id=blob.diff_id):
                 crash_point("image.after_claim_layer")
                 progress(LayerProgress(name, short, "applying", blob.size))
-                size = make_layer(host, chain, parent, lambda root, blob=blob: apply_layer(
-                    root, blob.path, blob_digest=blob.digest, diff_id=blob.diff_id
-                ).bytes_written)
+                size = make_layer(host, chain, parent, _applier(blob))
                 written[chain] = size
                 progress(LayerProgress(name, short, "applied", size))
                 break
@@ -59,6 +58,13 @@ def apply_chain(host: Host, image: LayoutImage, name: str, progress: Progress,
         total += size
         parent = chain
     return total
+
+
+def _applier(blob: LayerBlob) -> Callable[[str], int]:
+    def fill(root: str) -> int:
+        return apply_layer(root, blob.path, blob_digest=blob.digest,
+                           diff_id=blob.diff_id).bytes_written
+    return fill
 
 
 def accounts_of(host: Host, top: str) -> dict[str, str]:

@@ -120,6 +120,9 @@ def recover_layers(host: Host) -> list[str]:
             continue
         undo_layer(host, record.id)
         undone.append(record.id)
+    for layer_id in host.db.layers.unused_image_layers(node):
+        # an image removal interrupted between its row and its layers
+        undone.extend(release_layers(host, layer_id))
     for scratch in abandoned_scratch(host):
         shutil.rmtree(scratch, ignore_errors=True)
     return undone

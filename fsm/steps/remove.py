@@ -16,6 +16,7 @@ def remove_layer(event: EventData) -> None:
     with host_errors():
         host.storage.remove(container.id)
         crash_point("remove.after_remove_layer")
+        host.db.layers.forget(host.settings.node, container.id)
         paths = host.paths(container.id)
         # exit and the error edge have unmounted its /dev/shm; should one be left (a crash
         # between the two), it must not stay mounted with its directory gone

@@ -51,8 +51,8 @@ class ImageStore:
     def all(self) -> list[ImageInfo]:
         """Named images by name, then dangling ones, newest first."""
         by_image: dict[str, list[str]] = {}
-        for image_id, name in self.connections.all(_ALL_NAMES):
-            by_image.setdefault(image_id, []).append(name)
+        for row in self.connections.all(_ALL_NAMES):
+            by_image.setdefault(row.image_id, []).append(row.name)
         found = [_image(row, tuple(by_image.get(row.id, ())))
                  for row in self.connections.all(select(*_COLUMNS))]
         named = sorted((i for i in found if i.names), key=lambda i: i.name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Table, Update, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fsm.store.engine import Connections
@@ -24,16 +24,20 @@ images = cast(Table, Image.__table__)
 
 APPLYING, READY, REMOVING = "applying", "ready", "removing"
 
-_THIS = and_(layers.c.node == bindparam("node"), layers.c.id == bindparam("id"))
+_THIS = and_(layers.c.node == bindparam("w_node"), layers.c.id == bindparam("w_id"))
 _GET = select(layers).where(_THIS)
-_PARENT_REFS = (update(layers).where(layers.c.node == bindparam("node"),
-                                     layers.c.id == bindparam("parent")))
+_PARENT_REFS = (update(layers).where(layers.c.node == bindparam("w_node"),
+                                     layers.c.id == bindparam("w_parent")))
 _UNFINISHED = select(layers).where(layers.c.node == bindparam("node"),
                                    layers.c.state.in_([APPLYING, REMOVING]))
 _ON_NODE = select(layers).where(layers.c.node == bindparam("node")).order_by(layers.c.created_at)
 #: a layer no layer stands on and no image has at its top
 _UNUSED = and_(_THIS, layers.c.state == READY, layers.c.refs == 0,
                ~select(images.c.id).where(images.c.top_layer == layers.c.id).exists())
+
+_UNUSED_ON_NODE = select(layers.c.id).where(
+    layers.c.node == bindparam("node"), layers.c.kind == "image", layers.c.state == READY,
+    layers.c.refs == 0, ~select(images.c.id).where(images.c.top_layer == layers.c.id).exists())
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class LayerStore:
         self.connections = connections
 
     def get(self, node: str, layer_id: str) -> LayerRecord | None:
-        row = self.connections.first(_GET, {"node": node, "id": layer_id})
+        row = self.connections.first(_GET, {"w_node": node, "w_id": layer_id})
         return None if row is None else LayerRecord(**row._mapping)
 
     def on_node(self, node: str) -> list[LayerRecord]:
@@ -82,21 +86,21 @@ class LayerStore:
                     owner=owner, lease_expires_at=lease_expires_at, created_at=time))
                 if parent is not None:
                     connection.execute(_PARENT_REFS.values(refs=layers.c.refs + 1),
-                                       {"node": node, "parent": parent})
+                                       {"w_node": node, "w_parent": parent})
         except IntegrityError:
             return False
         return True
 
     def ready(self, node: str, layer_id: str, size: int) -> None:
-        self.connections.write_statement(
+        self._update(
             update(layers).where(_THIS).values(state=READY, size=size, owner=None,
                                                lease_expires_at=None),
-            {"node": node, "id": layer_id})
+            {"w_node": node, "w_id": layer_id})
 
     def renew(self, node: str, layer_id: str, owner: str, lease_expires_at: datetime) -> None:
-        self.connections.write_statement(
+        self._update(
             update(layers).where(_THIS, layers.c.owner == owner)
-            .values(lease_expires_at=lease_expires_at), {"node": node, "id": layer_id})
+            .values(lease_expires_at=lease_expires_at), {"w_node": node, "w_id": layer_id})
 
     def claim_unused(self, node: str, layer_id: str, owner: str,
                      lease_expires_at: datetime) -> bool:
@@ -106,30 +110,38 @@ class LayerStore:
             result = connection.execute(
                 update(layers).where(_UNUSED).values(state=REMOVING, owner=owner,
                                                      lease_expires_at=lease_expires_at),
-                {"node": node, "id": layer_id})
+                {"w_node": node, "w_id": layer_id})
             return bool(result.rowcount == 1)
 
     def claim_for_removal(self, node: str, layer_id: str, owner: str,
                           lease_expires_at: datetime) -> None:
         """Mark a container's layer ``removing`` (its container is being removed)."""
-        self.connections.write_statement(
+        self._update(
             update(layers).where(_THIS).values(state=REMOVING, owner=owner,
                                                lease_expires_at=lease_expires_at),
-            {"node": node, "id": layer_id})
+            {"w_node": node, "w_id": layer_id})
 
     def forget(self, node: str, layer_id: str) -> str | None:
         """Delete the row once the driver has removed the layer (its parent's count goes down
         with it); returns the parent. Nothing happens for a row already gone."""
         with self.connections.write() as connection:
-            row = connection.execute(_GET, {"node": node, "id": layer_id}).first()
+            row = connection.execute(_GET, {"w_node": node, "w_id": layer_id}).first()
             if row is None:
                 return None
             parent: str | None = row.parent
-            connection.execute(delete(layers).where(_THIS), {"node": node, "id": layer_id})
+            connection.execute(delete(layers).where(_THIS), {"w_node": node, "w_id": layer_id})
             if parent is not None:
                 connection.execute(_PARENT_REFS.values(refs=layers.c.refs - 1),
-                                   {"node": node, "parent": parent})
+                                   {"w_node": node, "w_parent": parent})
         return parent
+
+    def unused_image_layers(self, node: str) -> list[str]:
+        """Ready image layers nothing stands on and no image has at its top."""
+        return list(self.connections.scalars(_UNUSED_ON_NODE, {"node": node}))
+
+    def _update(self, statement: Update, params: dict[str, str]) -> None:
+        with self.connections.write() as connection:
+            connection.execute(statement, params)
 
     def ids(self, node: str) -> set[str]:
         return set(self.connections.scalars(select(layers.c.id).where(layers.c.node == node)))
