@@ -2,10 +2,11 @@
 docker-registry, and a way to see what podman itself makes of an image.
 
 Every buildah, podman and skopeo call runs against a private storage (``--root DIR/storage
---runroot DIR/run``) with private ``storage.conf``, ``registries.conf``, ``containers.conf``,
-``policy.json`` and auth file, a private ``XDG_RUNTIME_DIR`` and ``TMPDIR``: nothing reads or
-writes /var/lib/containers or /run/containers, nothing reaches beyond this machine, and any
-number of storages can be used at once.
+--runroot /tmp/berth-run-XXXX``: podman wants a short runroot) with private ``storage.conf``,
+``registries.conf``, ``containers.conf``, ``policy.json`` and auth file, a private
+``XDG_RUNTIME_DIR`` and ``TMPDIR``: nothing reads or writes /var/lib/containers or
+/run/containers, nothing reaches beyond this machine, and any number of storages can be used at
+once.
 
 The storage driver is ``overlay`` (the kernel's native overlayfs; no fuse-overlayfs) wherever a
 probe can mount an overlay working container, which is the case on the development machine;
@@ -122,7 +123,9 @@ class Storage:
     def __init__(self, base: Path, driver: str | None = None) -> None:
         self.base = base
         self.root = base / "storage"
-        self.runroot = base / "run"
+        # podman refuses a runroot longer than 50 characters (conmon's socket paths live
+        # there), which pytest's temporary directories are: the runroot lives in /tmp.
+        self.runroot = Path(tempfile.mkdtemp(prefix="berth-run-", dir="/tmp"))
         self.driver = driver or storage_driver()
         conf = base / "conf"
         for directory in (self.root, self.runroot, conf, base / "tmp", base / "libpod"):
@@ -190,8 +193,9 @@ class Storage:
             self.buildah("rm", "--all")
         with contextlib.suppress(CommandError, FileNotFoundError):
             self.podman("image", "unmount", "--all", "--force")
-        unmount_under(self.base)
-        shutil.rmtree(self.base, ignore_errors=True)
+        for directory in (self.base, self.runroot):
+            unmount_under(directory)
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def mounts_under(path: Path) -> list[Path]:
@@ -470,7 +474,7 @@ def oci_layout_layers(directory: Path, ref_name: str | None = None) -> list[list
     for layer in manifest["layers"]:
         with tarfile.open(_blob(directory, layer["digest"])) as archive:
             layers.append([LayerMember(name=member.name.removeprefix("./"),
-                                       kind=_tar_kind(member), mode=member.mode,
+                                       kind=_tar_kind(member), mode=stat.S_IMODE(member.mode),
                                        uid=member.uid, gid=member.gid,
                                        linkname=member.linkname)
                            for member in archive.getmembers()])
@@ -659,9 +663,8 @@ def tree_diff(a: Mapping[str, Entry], b: Mapping[str, Entry]) -> list[str]:
         for item in fields(Entry):
             left, right = getattr(a[path], item.name), getattr(b[path], item.name)
             if left != right:
-                if item.name == "mode":
-                    left, right = oct(left), oct(right)
-                lines.append(f"{path}: {item.name} {left!r} != {right!r}")
+                show = oct if item.name == "mode" else repr
+                lines.append(f"{path}: {item.name} {show(left)} != {show(right)}")
     return lines
 
 
