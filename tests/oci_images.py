@@ -4,9 +4,13 @@ docker-registry, and a way to see what podman itself makes of an image.
 Every buildah, podman and skopeo call runs against a private storage (``--root DIR/storage
 --runroot /tmp/berth-run-XXXX``: podman wants a short runroot) with private ``storage.conf``,
 ``registries.conf``, ``containers.conf``, ``policy.json`` and auth file, a private
-``XDG_RUNTIME_DIR`` and ``TMPDIR``: nothing reads or writes /var/lib/containers or
-/run/containers, nothing reaches beyond this machine, and any number of storages can be used at
-once.
+``XDG_RUNTIME_DIR`` and ``TMPDIR``: no image or layer goes to /var/lib/containers, nothing
+reaches beyond this machine, and any number of storages can be used at once. Two paths are out
+of reach of any flag or configuration in these versions (buildah 1.28, podman 4.3, skopeo 1.9):
+as root, containers/image keeps its blob-info cache (which digest is known where, no content)
+in /var/lib/containers/cache/blob-info-cache-v1.boltdb, and every buildah and podman start
+creates the empty /run/containers/networks (netavark's run directory). The cache file is locked
+by each writer and only ever holds hints, so parallel runs do not disturb each other.
 
 The storage driver is ``overlay`` (the kernel's native overlayfs; no fuse-overlayfs) wherever a
 probe can mount an overlay working container, which is the case on the development machine;
@@ -51,6 +55,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_TAG = "localhost/berth-test:latest"
@@ -379,11 +384,12 @@ def _image_id(storage: Storage, tag: str) -> str:
     return str(document["FromImageID"])
 
 
-def build_test_image(workdir: Path, tag: str = DEFAULT_TAG,
-                     config: ImageConfig | None = None) -> BuiltImage:
+def build_test_image(workdir: Path, tag: str = DEFAULT_TAG, config: ImageConfig | None = None,
+                     driver: str | None = None) -> BuiltImage:
     """Build the three-layer test image (see the module's docstring) in a new storage under
-    ``workdir``, from scratch, with no network."""
-    storage = Storage(workdir)
+    ``workdir`` (``driver`` as ``storage_driver()`` picks it unless given), from scratch, with
+    no network."""
+    storage = Storage(workdir, driver)
     config = config or ImageConfig()
     name = tag.rsplit(":", 1)[0]
     layer_tags = (f"{name}-layer1:latest", f"{name}-layer2:latest", tag)
@@ -461,17 +467,23 @@ class LayerMember:
     linkname: str
 
 
-def oci_layout_layers(directory: Path, ref_name: str | None = None) -> list[list[LayerMember]]:
-    """The members of each layer tar (lowest first) of an image in an OCI layout: the one
-    named ``ref_name``, or the only one."""
+def oci_layout_manifest(directory: Path, ref_name: str | None = None) -> dict[str, Any]:
+    """The manifest of an image in an OCI layout: the one named ``ref_name``, or the only one.
+    Its ``config.digest`` is ``"sha256:" + image_id``."""
     index = json.loads((directory / "index.json").read_text())
     manifests = [m for m in index["manifests"] if ref_name is None
                  or m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref_name]
     if len(manifests) != 1:
         raise LookupError(f"{len(manifests)} manifests in {directory} match {ref_name!r}")
-    manifest = json.loads(_blob(directory, manifests[0]["digest"]).read_text())
+    manifest: dict[str, Any] = json.loads(_blob(directory, manifests[0]["digest"]).read_text())
+    return manifest
+
+
+def oci_layout_layers(directory: Path, ref_name: str | None = None) -> list[list[LayerMember]]:
+    """The members of each layer tar (lowest first) of an image in an OCI layout: the one
+    named ``ref_name``, or the only one."""
     layers = []
-    for layer in manifest["layers"]:
+    for layer in oci_layout_manifest(directory, ref_name)["layers"]:
         with tarfile.open(_blob(directory, layer["digest"])) as archive:
             layers.append([LayerMember(name=member.name.removeprefix("./"),
                                        kind=_tar_kind(member), mode=stat.S_IMODE(member.mode),
@@ -668,12 +680,13 @@ def tree_diff(a: Mapping[str, Entry], b: Mapping[str, Entry]) -> list[str]:
     return lines
 
 
-def podman_tree(source: str | Path, workdir: Path,
+def podman_tree(ref_or_archive: str | Path, workdir: Path,
                 ignore: Iterable[str] = ()) -> dict[str, Entry]:
     """What podman makes of an image: ``podman load`` of a docker or OCI archive (a file),
-    ``podman pull`` of an OCI layout (a directory) or of a registry reference (anything else,
-    over plain HTTP), into a new private storage under ``workdir``; then ``file_tree`` of
-    ``podman image mount``. The storage is removed afterwards."""
+    ``podman pull`` of an OCI layout holding one image (a directory) or of a registry
+    reference (anything else, over plain HTTP), into a new private storage under ``workdir``;
+    then ``file_tree`` of ``podman image mount``. The storage is removed afterwards."""
+    source = ref_or_archive
     workdir.mkdir(parents=True, exist_ok=True)
     storage = Storage(Path(tempfile.mkdtemp(prefix="podman-", dir=workdir)))
     try:

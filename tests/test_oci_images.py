@@ -32,6 +32,7 @@ from tests.oci_images import (
     build_sibling_image,
     file_tree,
     oci_layout_layers,
+    oci_layout_manifest,
     podman_tree,
     push_to_registry,
     to_docker_archive,
@@ -75,6 +76,8 @@ def test_the_image_has_three_layers_and_its_config(test_image: BuiltImage) -> No
 @pytest.mark.root
 def test_the_layer_tars_hold_a_whiteout_and_an_opaque_marker(test_image: BuiltImage,
                                                               layout: Path) -> None:
+    manifest = oci_layout_manifest(layout, test_image.tag)
+    assert manifest["config"]["digest"] == f"sha256:{test_image.image_id}"
     layers = oci_layout_layers(layout, test_image.tag)
     assert len(layers) == 3
     names = [{member.name.rstrip("/") for member in layer} for layer in layers]
