@@ -120,9 +120,10 @@ def missing_tools(*names: str) -> list[str]:
 
 
 class Storage:
-    """A private containers-storage and the configuration every tool reads, all under ``base``.
+    """A private containers-storage and the configuration every tool reads, under ``base``
+    but for the runroot, a new ``/tmp/berth-run-*`` directory.
 
-    ``close()`` unmounts what is left mounted under ``base`` and removes it.
+    ``close()`` unmounts what is left mounted under either and removes both.
     """
 
     def __init__(self, base: Path, driver: str | None = None) -> None:
