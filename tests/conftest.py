@@ -91,3 +91,28 @@ def orc(database_url: str, root: Path) -> Iterator[object]:
 def image(orc: object, busybox_tar: Path) -> str:
     orc.import_image("busybox", busybox_tar)  # type: ignore[attr-defined]
     return "busybox"
+
+
+from tests.oci_images import BuiltImage, Registry, build_test_image, missing_tools  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def test_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage]:
+    """The three-layer image of tests/oci_images.py, built once, in its private storage."""
+    missing = missing_tools("buildah", "skopeo", "podman", "busybox")
+    if missing:
+        pytest.skip(f"needs apt-get install {' '.join(missing)}")
+    image = build_test_image(tmp_path_factory.mktemp("oci-images") / "storage")
+    yield image
+    image.storage.close()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Debian's docker-registry on 127.0.0.1 and a free port, over plain HTTP."""
+    missing = missing_tools("docker-registry")
+    if missing:
+        pytest.skip(f"needs apt-get install {' '.join(missing)}")
+    server = Registry(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
