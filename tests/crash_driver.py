@@ -1,4 +1,6 @@
-"""A real orchestrator process for crash tests: ``python -m tests.crash_driver ROOT URL OP ID``.
+"""A real orchestrator process for crash tests: ``python -m tests.crash_driver ROOT URL OP ARG``
+(ARG: a container id; for ``load`` a path, ``pull`` a reference, ``rmi`` and ``create`` an
+image).
 
 The test sets ``BERTH_CRASH_AT`` to a crash point; the process kills itself with SIGKILL there,
 as a power cut would, leaving whatever it had done on the host and in the database.
@@ -20,6 +22,14 @@ def main(root: str, database_url: str, operation: str, container_id: str) -> int
             orc.stop(container_id, timeout=5)
         elif operation == "remove":
             orc.remove(container_id, force=True)
+        elif operation == "load":
+            orc.load(container_id)
+        elif operation == "pull":
+            orc.pull(container_id, tls_verify=False)
+        elif operation == "rmi":
+            orc.remove_image(container_id)
+        elif operation == "create":
+            orc.create(container_id, network_mode="none")
         else:
             raise SystemExit(f"unknown operation {operation}")
     except BerthError as error:

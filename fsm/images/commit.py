@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from drivers.crashpoints import crash_point
 from drivers.image.layout import LayoutImage
 from fsm.images.chain import accounts_of, apply_chain, chain_ids
@@ -34,4 +36,5 @@ def store_image(host: Host, image: LayoutImage, names: tuple[str, ...], action: 
     crash_point("image.after_commit")
     stored = host.db.images.get(image.config_id)
     assert stored is not None  # committed just above; images are removed only by id
-    return stored
+    # the names this call gave first: what a caller printing "Loaded image: NAME" means
+    return replace(stored, names=(*names, *(n for n in stored.names if n not in names)))
