@@ -251,8 +251,8 @@ class Orchestrator:
         make_layer(self.host, container_id, top.id)
         crash_point("create.after_layer")
         now = utcnow()
-        shown_image = image if image in image_row.names else (
-            image_row.names[0] if image_row.names else image_row.id)
+        # as the user named it, as ``docker ps`` shows it
+        shown_image = image
         row: dict[str, Any] = {
             "id": container_id, "name": name, "image_id": image_row.id, "image": shown_image,
             "state": states.CREATED,
@@ -400,10 +400,11 @@ class Orchestrator:
     def import_image(self, name: str, tar_path: str | os.PathLike[str],
                      progress: Progress | None = None) -> ImageInfo:
         """Import a root filesystem tarball (plain, gzip or zstd) as the one-layer image
-        ``name``."""
+        ``name`` (``busybox`` is stored as ``busybox:latest``, as Docker names it)."""
+        from fsm.images.reference import parse_reference
         from fsm.images.tarball import import_image
 
-        return import_image(self.host, validation.image_name(name), Path(tar_path),
+        return import_image(self.host, str(parse_reference(name, "name")), Path(tar_path),
                             progress or silent)
 
     def images(self) -> builtins.list[ImageInfo]:

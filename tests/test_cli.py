@@ -242,25 +242,26 @@ def test_image_import_ls_rm_and_pool_status(berth: Berth, busybox_tar: Path) -> 
         expect=None,
     )
     table = _table(listed.stdout)
-    assert table[0] == ["NAME", "IMAGE ID", "DRIVER", "SIZE", "CREATED"]
-    assert table[1][:3] == ["busybox", image_id[:12], "vfs"]
-    assert re.fullmatch(r"[\d.]+ (kB|MB)", table[1][3])
+    assert table[0] == ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    assert table[1][:3] == ["busybox", "latest", image_id[:12]]
+    assert re.fullmatch(r"[\d.]+ (kB|MB)", table[1][-1])
 
     assert pool.returncode == 0, pool.stderr
     assert pool.stdout.splitlines()[0] == "Storage Driver: vfs"
     assert re.search(r"Layers\s+1$", pool.stdout, re.MULTILINE), pool.stdout
 
     assert again.returncode == 1
-    assert_one_line_error(again, "'busybox' is already in use")
+    assert_one_line_error(again, "'busybox:latest' is already in use")
 
     created = berth("create", "--network", "none", "busybox", "true").stdout.strip()
     in_use = berth("image", "rm", "busybox", expect=1)
     assert_one_line_error(in_use, "image 'busybox' is used by containers", created[:12])
     berth("rm", created)
 
-    assert berth("image", "rm", "busybox").stdout == "busybox\n"
-    assert _table(berth("image", "ls").stdout) == [["NAME", "IMAGE ID", "DRIVER", "SIZE",
-                                                     "CREATED"]]
+    assert berth("image", "rm", "busybox").stdout == (
+        f"Untagged: busybox:latest\nDeleted: sha256:{image_id}\n")
+    assert _table(berth("image", "ls").stdout) == [["REPOSITORY", "TAG", "IMAGE ID", "CREATED",
+                                                     "SIZE"]]
     gone = berth("image", "rm", "busybox", expect=1)
     assert_one_line_error(gone, "no image named 'busybox'", "berth image import")
 

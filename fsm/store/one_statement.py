@@ -44,7 +44,9 @@ def transition_statement(change: Update | Delete, audit: Table, events: Table | 
 
 
 def _insert_if_changed(table: Table, changed: Any, prefix: str, name: str) -> Any:
-    columns = [column for column in table.columns if not column.primary_key]
+    # a column with a server default (``events.type``) is left to it, as a plain insert does
+    columns = [column for column in table.columns
+               if not column.primary_key and column.server_default is None]
     values = [cast(bindparam(prefix + column.name, type_=column.type), _without_length(column.type))
               for column in columns]
     return insert(table).from_select([c.name for c in columns],
