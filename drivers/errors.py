@@ -60,6 +60,25 @@ class CommandTimeout(HostError):
     default_errno = errnos.ETIMEDOUT
 
 
+class NotEnoughSpace(HostError):
+    """Less space is free somewhere a driver writes than it is configured to keep free.
+
+    ``place`` names where (a pool's data space, the filesystem under its loop files), ``free``
+    and ``wanted`` are bytes, ``min_free_space`` the percentage that asked for ``wanted``.
+    """
+
+    default_errno = errnos.ENOSPC
+
+    def __init__(
+        self, message: str, *, place: str, free: int, wanted: int, min_free_space: int
+    ) -> None:
+        super().__init__(message)
+        self.place = place
+        self.free = free
+        self.wanted = wanted
+        self.min_free_space = min_free_space
+
+
 class InvalidDriverConfig(HostError):
     """A driver option is out of range; raised before anything on the host is touched."""
 

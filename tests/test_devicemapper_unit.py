@@ -8,18 +8,32 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, event, update
 
 from drivers.commands import run
-from drivers.errors import CommandTimeout, DeviceBusy, DeviceExists, HostError, NoSuchDevice
+from drivers.errors import (
+    CommandTimeout,
+    DeviceBusy,
+    DeviceExists,
+    HostError,
+    NoSuchDevice,
+    NotEnoughSpace,
+)
 from drivers.storage.devicemapper import DeviceSet, DeviceState, InvalidOptions, PoolRecord, dmsetup
 from drivers.storage.devicemapper.config import DevicemapperOptions, GiB, MiB, parse_size
 from drivers.storage.devicemapper.layout import check_layer_id, layout_for
 from drivers.storage.devicemapper.metadata import StaleRecord
-from drivers.storage.devicemapper.status import human_size
+from drivers.storage.devicemapper.space import (
+    check_rooms,
+    loop_filesystem_room,
+    pool_rooms,
+    wanted_free,
+)
+from drivers.storage.devicemapper.status import human_size, pool_status_rows
 from fsm.store import thin as thin_metadata
 from fsm.store.thin import SQLDeviceMetadataStore
 from models.base import Base
@@ -232,6 +246,102 @@ def test_human_sizes_read_like_docker_info() -> None:
     assert human_size(65536) == "65.54kB"
     assert human_size(10 * GiB) == "10.74GB"
     assert human_size(0) == "0B"
+
+
+# --- free space ----------------------------------------------------------------------------------
+
+
+def test_wanted_free_space_rounds_up_like_the_percentage_comparison() -> None:
+    assert wanted_free(1000, 10) == 100
+    assert wanted_free(1001, 10) == 101  # 100 free of 1001 is 9.99%: short
+    assert wanted_free(10 * GiB, 0) == 0
+    for total in (1, 99, 1000, 65536 * 16384 + 7):
+        for percent in (1, 10, 99):
+            for free in (0, total * percent // 100, total * percent // 100 + 1):
+                short = free < wanted_free(total, percent)
+                assert short == (100 * free < percent * total), (total, percent, free)
+
+
+def test_pool_counters_below_min_free_space_are_refused_with_the_numbers() -> None:
+    # 64 KiB blocks: 1000 of 16384 free is 6.1%.
+    status = dmsetup.ThinPoolStatus(3, 10, 4096, 15384, 16384, "rw", False)
+    rooms = pool_rooms("p", status, 128, 10)
+    assert [(r.free, r.wanted) for r in rooms] == [
+        (1000 * 65536, wanted_free(16384 * 65536, 10)),
+        (4086 * 4096, wanted_free(4096 * 4096, 10)),
+    ]
+    check_rooms("cannot create layer 'x'", rooms[1:], 10)
+    with pytest.raises(NotEnoughSpace) as caught:
+        check_rooms("cannot create layer 'x'", rooms, 10)
+    assert str(caught.value) == (
+        "cannot create layer 'x': the data space of thin pool p has 65.54MB free, less than the "
+        "107.4MB that min_free_space=10% of 1.074GB keeps free; remove unused layers or grow "
+        "the pool"
+    )
+    assert caught.value.errno == errno.ENOSPC and isinstance(caught.value, HostError)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs: a real filesystem whose free space the test controls."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(mount_point)])
+    try:
+        yield mount_point
+    finally:
+        run(["umount", str(mount_point)])
+
+
+@pytest.mark.root
+def test_loop_files_filesystem_free_space_is_read_and_checked(small_tmpfs: Path) -> None:
+    data, metadata = str(small_tmpfs / "data"), str(small_tmpfs / "metadata")
+    planned = {data: 64 * MiB, metadata: 8 * MiB}
+    room = loop_filesystem_room(planned, 10)  # wants 7.2 MiB of the 8 free
+    assert room is not None and (room.free, room.total) == (8 * MiB, 72 * MiB)
+    check_rooms("cannot create thin pool p", [room], 10)
+
+    with open(data, "wb") as file:  # an existing file counts with its own size
+        file.truncate(96 * MiB)
+    with open(small_tmpfs / "filler", "wb") as file:
+        file.write(b"\0" * (4 * MiB))
+    room = loop_filesystem_room(planned, 10)
+    assert room is not None and (room.free, room.total) == (4 * MiB, 104 * MiB)
+    with pytest.raises(NotEnoughSpace) as caught:
+        check_rooms("cannot create layer 'x'", [room], 10)
+    assert str(caught.value) == (
+        f"cannot create layer 'x': the filesystem holding the pool's sparse loop files "
+        f"({small_tmpfs}) has 4.194MB free, less than the 10.91MB that min_free_space=10% of "
+        "109.1MB keeps free; free space on that filesystem, or lower min_free_space"
+    )
+    assert (caught.value.free, caught.value.wanted) == (4 * MiB, wanted_free(104 * MiB, 10))
+
+    record = PoolRecord("p", "/dev/mapper/p", data, metadata, 128, 64 * MiB)
+    status = dmsetup.ThinPoolStatus(1, 10, 4096, 0, 1536, "rw", False)  # 96 MiB, all free
+    rows = dict(
+        pool_status_rows(
+            record,
+            status,
+            base_size=64 * MiB,
+            filesystem="ext4",
+            min_free_space=10,
+            loop_devices=("/dev/loop0", "/dev/loop1"),
+            loop_filesystem_free=room.free,
+            device_count=1,
+            active_count=0,
+        )
+    )
+    assert rows["Loop Filesystem Available"] == "4.194MB"
+    assert rows["Data Space Available"] == "4.194MB"  # not the pool's 100.7MB
+
+
+def test_a_block_device_in_place_of_a_loop_file_has_no_filesystem_to_fill(tmp_path: Path) -> None:
+    (tmp_path / "data").symlink_to("/dev/null")
+    (tmp_path / "metadata").symlink_to("/dev/zero")
+    sizes = {str(tmp_path / "data"): GiB, str(tmp_path / "metadata"): MiB}
+    assert loop_filesystem_room(sizes, 10) is None
 
 
 # --- crash points --------------------------------------------------------------------------------

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, select
 
 from drivers.commands import QUICK, run
-from drivers.errors import DeviceBusy, HostError, NoSuchDevice
+from drivers.errors import DeviceBusy, HostError, NoSuchDevice, NotEnoughSpace
 from drivers.mounts import is_mounted
 from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions, dmsetup, losetup
 from drivers.storage.devicemapper.config import GiB, MiB
 from drivers.storage.devicemapper.layout import layout_for
+from drivers.storage.devicemapper.status import human_size
 from fsm.store.thin import SQLDeviceMetadataStore
+from models.thin import ThinDevice
 from tests.dm.helpers import (
     SMALL,
     assert_consistent,
     force_clean,
     host_leftovers,
     our_dm_devices,
+    release_all,
 )
 
 pytestmark = pytest.mark.dm
@@ -78,22 +84,79 @@ def test_pool_below_min_free_space_refuses_snapshots(
         driver.shutdown_pool()
 
 
-def test_pool_files_on_a_full_filesystem_fail_cleanly(
-    tmp_path: Path, store: SQLDeviceMetadataStore
-) -> None:
-    tiny = tmp_path / "tiny"
-    tiny.mkdir()
-    run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(tiny)], timeout=QUICK)
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs, remounted larger by the tests that need a pool to fit."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount_point)], timeout=QUICK)
     try:
-        root = tiny / "root"
-        with pytest.raises(HostError):
-            DevicemapperDriver(root, store, SMALL)
-        layout = layout_for(root)
-        assert host_leftovers(layout) == []
-        assert store.load_pool(layout.loop_pool_name) is None
-        assert not os.path.exists(layout.data_file) and not os.path.exists(layout.metadata_file)
+        yield mount_point
     finally:
-        run(["umount", str(tiny)], timeout=QUICK)
+        run(["umount", str(mount_point)], timeout=QUICK)
+
+
+@pytest.mark.parametrize(
+    "min_free_space", [0, 10], ids=["fails-while-setting-up", "refused-before-setting-up"]
+)
+def test_pool_files_on_a_full_filesystem_fail_cleanly(
+    small_tmpfs: Path, store: SQLDeviceMetadataStore, min_free_space: int
+) -> None:
+    root = small_tmpfs / "root"
+    options = dataclasses.replace(SMALL, min_free_space=min_free_space)
+    expected = NotEnoughSpace if min_free_space else HostError
+    with pytest.raises(expected):
+        DevicemapperDriver(root, store, options)
+    layout = layout_for(root)
+    assert host_leftovers(layout) == []
+    assert store.load_pool(layout.loop_pool_name) is None
+    assert not os.path.exists(layout.data_file) and not os.path.exists(layout.metadata_file)
+
+
+def test_layer_is_refused_when_the_loop_files_filesystem_is_short(
+    small_tmpfs: Path, engine: Engine, store: SQLDeviceMetadataStore
+) -> None:
+    # Room for the pool (min_free_space=10% of 272 MiB is 27.2 MiB), which a filler then takes.
+    run(["mount", "-o", "remount,size=96M", str(small_tmpfs)], timeout=QUICK)
+    options = DevicemapperOptions(
+        data_loop_size=256 * MiB, metadata_loop_size=16 * MiB, base_size=32 * MiB
+    )
+    driver = DevicemapperDriver(small_tmpfs / "root", store, options)
+    filler = small_tmpfs / "filler"
+    try:
+        fs = os.statvfs(small_tmpfs)
+        with open(filler, "wb") as file:
+            os.posix_fallocate(file.fileno(), 0, fs.f_bavail * fs.f_frsize - 8 * MiB)
+        name = driver.devices.pool_name
+        dm_before = sorted(info.name for info in dmsetup.ls())
+        pool_before = store.load_pool(name)
+        kernel_id_before = dmsetup.pool_status(name).transaction_id
+
+        with pytest.raises(NotEnoughSpace) as caught:
+            driver.create("layer", None)
+
+        error = caught.value
+        assert error.errno == errno.ENOSPC and error.min_free_space == 10
+        assert error.free <= 8 * MiB < error.wanted
+        assert f"the filesystem holding the pool's sparse loop files ({small_tmpfs}" in str(error)
+        assert f"has {human_size(error.free)} free" in str(error)
+        assert "min_free_space=10%" in str(error)
+        assert sorted(info.name for info in dmsetup.ls()) == dm_before
+        with engine.connect() as conn:
+            assert conn.execute(select(ThinDevice.hash)).scalars().all() == ["base"]
+        assert store.load_pool(name) == pool_before
+        assert dmsetup.pool_status(name).transaction_id == kernel_id_before
+        status = dict(driver.status())
+        assert status["Loop Filesystem Available"] == human_size(error.free)
+        assert_consistent(driver)
+
+        os.remove(filler)  # the filesystem, not the pool, was short
+        driver.create("layer", None)
+        assert driver.layers() == ["layer"]
+    finally:
+        filler.unlink(missing_ok=True)
+        release_all(driver)
+        driver.shutdown_pool()
 
 
 def test_base_filesystem_mismatch_is_a_clear_error(

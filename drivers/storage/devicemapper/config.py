@@ -36,7 +36,9 @@ class DevicemapperOptions:
     base_size: int = 10 * GiB
     #: An existing, empty thin pool (``/dev/mapper/NAME``) to use instead of loop files.
     thin_pool_device: str | None = None
-    #: Refuse new snapshots when less than this percentage of the pool is free.
+    #: Refuse new snapshots when less than this percentage of the pool is free. For loop files,
+    #: also when their filesystem has less free than this percentage of their sizes (it is what
+    #: the sparse files grow into), and refuse to create the pool in that case too.
     min_free_space: int = 10
     #: The pool's data block size in 512-byte sectors (128 = 64 KiB).
     block_size_sectors: int = 128

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from drivers import mounts
 from drivers.crashpoints import crash_point
 from drivers.errors import DeviceBusy, DeviceExists, HostError, InvalidDriverConfig, NoSuchDevice
-from drivers.storage.devicemapper import dmsetup, filesystem, pool
+from drivers.storage.devicemapper import dmsetup, filesystem, pool, space
 from drivers.storage.devicemapper.config import DevicemapperOptions
 from drivers.storage.devicemapper.layout import Layout, check_layer_id, layout_for
 from drivers.storage.devicemapper.metadata import (
@@ -106,6 +106,17 @@ class DeviceSet:
 
     def _start_new_pool(self) -> None:
         record = pool.new_pool_record(self.layout, self.options)
+        if record.is_loopback:
+            # Before the files exist: a pool whose files cannot grow is read-only at first use.
+            planned = {
+                self.layout.data_file: self.options.data_loop_size,
+                self.layout.metadata_file: self.options.metadata_loop_size,
+            }
+            space.check_rooms(
+                f"cannot create thin pool {record.name}",
+                [space.loop_filesystem_room(planned, self.options.min_free_space)],
+                self.options.min_free_space,
+            )
         created_files: list[str] = []
         try:
             if record.is_loopback:
@@ -182,7 +193,7 @@ class DeviceSet:
                     f"{origin.size} bytes; a filesystem cannot shrink",
                     errno=errno.EINVAL,
                 )
-            self._check_free_space(record)
+            self._check_free_space(record, f"cannot create layer {hash!r}")
             self._snapshot(record, hash, origin, wanted)
 
     def delete_device(self, hash: str) -> None:
@@ -269,6 +280,11 @@ class DeviceSet:
         record = self._pool()
         devices = self._store.list_devices(record.name)
         base = next((d for d in devices if d.hash == BASE_HASH), None)
+        try:
+            room = self._loop_filesystem_room(record)
+        except HostError as exc:
+            log.warning("pool status without the loop files' filesystem: %s", exc)
+            room = None
         return pool_status_rows(
             record,
             dmsetup.pool_status(record.name),
@@ -276,6 +292,7 @@ class DeviceSet:
             filesystem=self.options.filesystem,
             min_free_space=self.options.min_free_space,
             loop_devices=pool.loop_devices(record) if record.is_loopback else ("", ""),
+            loop_filesystem_free=room.free if room is not None else None,
             device_count=len(devices),
             active_count=sum(d.state == DeviceState.ACTIVE for d in devices),
         )
@@ -595,6 +612,7 @@ class DeviceSet:
             if base is not None:
                 self._delete(self._release(base))
             self._store.set_base_fs_uuid(record.name, None)
+            self._check_free_space(record, f"cannot make the base device of pool {record.name}")
             self._make_base()
             return
         if base.state not in USABLE:
@@ -639,7 +657,10 @@ class DeviceSet:
             if self.layout.hash_of(info.name) is not None and info.name != self.pool_name
         ]
 
-    def _check_free_space(self, record: PoolRecord) -> None:
+    def _check_free_space(self, record: PoolRecord, action: str) -> None:
+        """Refuse ``action`` (:class:`NotEnoughSpace`) unless the pool, and the filesystem under
+        its loop files, have what ``min_free_space`` asks kept free; changes nothing.
+        """
         status = dmsetup.pool_status(record.name)
         if status.mode != "rw":
             raise HostError(
@@ -648,17 +669,15 @@ class DeviceSet:
                 errno=errno.ENOSPC,
             )
         minimum = self.options.min_free_space
-        for what, used, total in (
-            ("data", status.used_data_blocks, status.total_data_blocks),
-            ("metadata", status.used_metadata_blocks, status.total_metadata_blocks),
-        ):
-            free = 100 * (total - used) / total if total else 0.0
-            if free < minimum:
-                raise HostError(
-                    f"thin pool {record.name} has {free:.1f}% of its {what} space free, less "
-                    f"than min_free_space={minimum}%; remove unused layers or grow the pool",
-                    errno=errno.ENOSPC,
-                )
+        rooms = space.pool_rooms(record.name, status, record.block_size_sectors, minimum)
+        space.check_rooms(action, [*rooms, self._loop_filesystem_room(record)], minimum)
+
+    def _loop_filesystem_room(self, record: PoolRecord) -> space.Room | None:
+        if record.data_file is None or record.metadata_file is None:
+            return None
+        # The files exist for a pool that is up: their own sizes count, not these.
+        sizes = {record.data_file: 0, record.metadata_file: 0}
+        return space.loop_filesystem_room(sizes, self.options.min_free_space)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

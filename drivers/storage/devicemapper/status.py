@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from drivers.storage.devicemapper import dmsetup
 from drivers.storage.devicemapper.metadata import PoolRecord
 
@@ -27,6 +25,7 @@ def pool_status_rows(
     filesystem: str,
     min_free_space: int,
     loop_devices: tuple[str, str],
+    loop_filesystem_free: int | None,
     device_count: int,
     active_count: int,
 ) -> list[tuple[str, str]]:
@@ -37,8 +36,8 @@ def pool_status_rows(
     meta_total = status.total_metadata_blocks * dmsetup.METADATA_BLOCK_SIZE
     # A sparse loop file can only grow as far as its filesystem lets it: what is free there
     # bounds what is free in the pool.
-    data_available = _bounded(data_total - data_used, pool.data_file)
-    meta_available = _bounded(meta_total - meta_used, pool.metadata_file)
+    data_available = _bounded(data_total - data_used, loop_filesystem_free)
+    meta_available = _bounded(meta_total - meta_used, loop_filesystem_free)
     rows = [
         ("Pool Name", pool.name),
         ("Pool Blocksize", human_size(block)),
@@ -51,6 +50,10 @@ def pool_status_rows(
             ("Metadata file", loop_devices[1]),
             ("Data loop file", pool.data_file or ""),
             ("Metadata loop file", pool.metadata_file or ""),
+            (
+                "Loop Filesystem Available",
+                "" if loop_filesystem_free is None else human_size(loop_filesystem_free),
+            ),
         ]
     else:
         rows += [("Data file", ""), ("Metadata file", "")]
@@ -69,11 +72,5 @@ def pool_status_rows(
     return rows
 
 
-def _bounded(available: int, backing_file: str | None) -> int:
-    if backing_file is None:
-        return available
-    try:
-        fs = os.statvfs(os.path.dirname(backing_file))
-    except OSError:
-        return available
-    return min(available, fs.f_bavail * fs.f_frsize)
+def _bounded(available: int, loop_filesystem_free: int | None) -> int:
+    return available if loop_filesystem_free is None else min(available, loop_filesystem_free)
