@@ -46,6 +46,7 @@ from fsm.steps.host import Drivers, Host
 from fsm.steps.layers import claim_layer, make_layer, undo_layer
 from fsm.storage import check_options, open_storage
 from fsm.store.database import Database
+from fsm.store.layers import LayerRecord
 from models import utcnow
 
 #: how long an in-flight state stays ours without renewal; renewed every third of it
@@ -410,6 +411,10 @@ class Orchestrator:
     def images(self) -> builtins.list[ImageInfo]:
         """Every image: named ones by name, then dangling ones."""
         return self.db.images.all()
+
+    def layers(self) -> builtins.list[LayerRecord]:
+        """This node's storage layers, oldest first: images' (by chain ID) and containers'."""
+        return self.db.layers.on_node(self.settings.node)
 
     def image(self, ref: str) -> ImageInfo:
         """The image ``ref`` names (a name, ``name`` for ``name:latest``, an id or a unique id

@@ -13,6 +13,7 @@ import pytest
 
 from fsm.cli.demo import build_busybox_tar
 from tests.hostcheck import assert_nothing_leaked
+from tests.oci_images import BuiltImage, Registry, build_test_image, missing_tools
 from tests.postgres_server import PostgresServer, start_server
 
 
@@ -92,8 +93,6 @@ def image(orc: object, busybox_tar: Path) -> str:
     orc.import_image("busybox", busybox_tar)  # type: ignore[attr-defined]
     return "busybox"
 
-
-from tests.oci_images import BuiltImage, Registry, build_test_image, missing_tools  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,12 @@ def pool_status(obj: Context) -> None:
     with spinner("opening the storage driver"):
         status = obj.orc.storage.status()
     click.echo(f"Storage Driver: {obj.orc.storage.name}")
+    layers = obj.orc.layers()
+    status += [
+        ("Image Layers", str(sum(1 for r in layers if r.kind == "image"))),
+        ("Container Layers", str(sum(1 for r in layers if r.kind == "container"))),
+        ("Layers Being Written Or Removed", str(sum(1 for r in layers if r.state != "ready"))),
+    ]
     width = max((len(k) for k, _ in status), default=0)
     for key, value in status:
         click.echo(f" {key.ljust(width)}  {value}")
