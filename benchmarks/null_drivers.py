@@ -32,6 +32,7 @@ from drivers.runtime.oci import ContainerPaths, ExitStatus
 from fsm import Orchestrator
 from fsm.info import ImageInfo
 from fsm.steps.host import Drivers
+from fsm.steps.layers import claim_layer
 from models import utcnow
 
 IPC_MODE = "host"
@@ -145,8 +146,12 @@ def null_drivers(rootfs: Path) -> Drivers:
 def ensure_null_image(orc: Orchestrator) -> str:
     """The null storage's image record (no tarball, no layer), through the orchestrator's own
     image store: returns its name."""
-    if orc.db.images.find(NULL_IMAGE) is None:
-        orc.db.images.add(ImageInfo(NULL_IMAGE_ID, NULL_IMAGE, 0, "null", utcnow()))
+    if orc.db.images.id_by_name(NULL_IMAGE) is None:
+        now = utcnow()
+        claim_layer(orc.host, NULL_IMAGE_ID, kind="image", parent=None)
+        orc.db.images.store(ImageInfo(NULL_IMAGE_ID, (NULL_IMAGE,), 0, "null", now,
+                                      NULL_IMAGE_ID), {}, "import", now,
+                            orc.host.settings.node, {NULL_IMAGE_ID: 0})
     return NULL_IMAGE
 
 

@@ -53,7 +53,7 @@ from benchmarks._common import (
     spread,
 )
 from fsm import Orchestrator
-from models import Image
+from models import Image, ImageName
 
 STATE_MIX = (("exited", 0.78), ("created", 0.10), ("dead", 0.10), ("running", 0.02))
 NODES = 10
@@ -91,18 +91,21 @@ def fill(engine: Engine, node: str, containers: int, events: int) -> dict[str, i
     image_id = "1" * 64
     counts: dict[str, int] = {}
     with engine.begin() as connection:
-        connection.execute(insert(Image).values(id=image_id, name="busybox", storage_driver="vfs",
+        connection.execute(insert(Image).values(id=image_id, top_layer=image_id, config={},
+                                                accounts={}, storage_driver="vfs",
                                                 size=1 << 20, created_at=now))
+        connection.execute(insert(ImageName).values(name="busybox:latest", image_id=image_id,
+                                                    created_at=now))
     config = json.dumps({"cmd": ["sh", "-c", "echo hi"], "env": {"A": "1"}, "working_dir": "/",
                          "exposed_ports": []})
     host_config = json.dumps({"network_mode": "bridge", "ipc_mode": "private", "tmpfs": {},
                               "links": [], "mounts": [], "shm_size": None,
                               "restart_policy": {"name": "no", "maximum_retry_count": 0}})
-    columns = ("id, name, image_id, state, version, owner, lease_expires_at, node, exit_code, "
-               "error, pid, created_at, started_at, finished_at, has_been_started_before, "
-               "restart_count, manually_stopped, config, host_config")
+    columns = ("id, name, image_id, image, state, version, owner, lease_expires_at, node, "
+               "exit_code, error, pid, created_at, started_at, finished_at, "
+               "has_been_started_before, restart_count, manually_stopped, config, host_config")
     insert_container = (f"INSERT INTO containers ({columns}) VALUES "
-                        f"({', '.join([mark] * 19)})")
+                        f"({', '.join([mark] * 20)})")
     ids: list[str] = []
     batch: list[tuple[Any, ...]] = []
     states = [s for s, _ in STATE_MIX]
@@ -124,7 +127,7 @@ def fill(engine: Engine, node: str, containers: int, events: int) -> dict[str, i
         ids.append(container_id)
         counts[state] = counts.get(state, 0) + 1
         batch.append((
-            container_id, f"c{index}", image_id, state, 3, None, None, container_node,
+            container_id, f"c{index}", image_id, "busybox", state, 3, None, None, container_node,
             0 if state != "dead" else 128, "" if state != "dead" else "starting the process: boom",
             pid, stored(created), stored(started), stored(finished), flag(started is not None), 0,
             flag(False), config, host_config))

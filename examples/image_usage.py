@@ -1,5 +1,5 @@
 """A per-image usage report: how many containers each image has, in which states, and the size
-of each image's layer (bytes of the unpacked tree), with totals. Images no container uses can
+of each image's layers (bytes of their files), with totals. Images no container uses can
 go with `berth image rm`.
 
 Examples:
@@ -32,10 +32,10 @@ def parser() -> argparse.ArgumentParser:
 def report(orc: Orchestrator) -> dict[str, Any]:
     by_image: dict[str, Counter[str]] = {}
     for c in orc.list(all=True):
-        by_image.setdefault(c.image, Counter())[c.state] += 1
+        by_image.setdefault(c.image_id, Counter())[c.state] += 1
     images = []
     for image in orc.images():
-        counts = by_image.get(image.name, Counter())
+        counts = by_image.get(image.id, Counter())
         images.append({
             "name": image.name, "id": image.id, "storage_driver": image.storage_driver,
             "size": image.size, "containers": sum(counts.values()),

@@ -80,5 +80,5 @@ class LiveContainer:
             finished_at=self.finished_at, has_been_started_before=self.has_been_started_before,
             restart_count=self.restart_count, manually_stopped=self.manually_stopped,
             config=self.config, host_config=self.host_config,
-            owner=self.owner, node=self.node, run=self.run,
+            owner=self.owner, node=self.node, run=self.run, image_id=self.image_id,
         )

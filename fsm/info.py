@@ -30,7 +30,7 @@ class ContainerInfo:
     restart_count: int
     #: an explicit ``stop`` happened: restart policies leave the container alone
     manually_stopped: bool
-    #: cmd, env, working_dir, exposed_ports
+    #: cmd, env, working_dir, exposed_ports, user, stop_signal, labels
     config: dict[str, Any]
     #: network_mode, ipc_mode, links, mounts, tmpfs, restart_policy, shm_size
     host_config: dict[str, Any]
@@ -39,6 +39,8 @@ class ContainerInfo:
     node: str = ""
     #: which start the row is at: 1 after the first, one more for each start since
     run: int = 0
+    #: the id of its image (``image`` is the image as the user named it at create)
+    image_id: str = ""
 
     @property
     def short_id(self) -> str:

@@ -288,7 +288,10 @@ class Orchestrator:
         process = container_process(image.config.get("config") or {}, command=command,
                                     entrypoint=entrypoint, env=env, working_dir=working_dir,
                                     user=user)
-        resolved = resolve_user(process.user_spec, **self.db.images.accounts(image.id))
+        # an image stored before migration 0008 has no accounts: only numeric users resolve
+        accounts = self.db.images.accounts(image.id) if process.user_spec else {}
+        resolved = resolve_user(process.user_spec, accounts.get("passwd", ""),
+                                accounts.get("group", ""))
         return {
             "cmd": list(process.args),
             "env": process.env,
