@@ -63,14 +63,18 @@ class Event:
 
     id: int
     time: datetime
+    #: the container's id, or the image's for an image's event
     container_id: str
     action: str
     attributes: dict[str, Any]
+    #: ``container``, or ``image`` for pull, load, import, untag, delete
+    type: str = "container"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values, as ``berth events --format json`` prints them."""
-        return {"id": self.id, "time": self.time.isoformat(), "container_id": self.container_id,
-                "action": self.action, "attributes": self.attributes}
+        return {"id": self.id, "time": self.time.isoformat(), "type": self.type,
+                "container_id": self.container_id, "action": self.action,
+                "attributes": self.attributes}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ storage layers, compared with what podman makes of the same image, and broken on
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -349,3 +350,15 @@ def test_the_cli_pulls_loads_lists_runs_inspects_and_removes(
     missing = _berth(env, "rmi", "localhost/berth-test:latest")
     assert missing.returncode == 1 and "no image named" in missing.stderr
     assert_nothing_of_images(orc)
+
+
+def test_a_pull_by_digest_names_the_image_by_that_digest(
+        orc: Orchestrator, pushed: str, test_image: BuiltImage) -> None:
+    inspected = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{pushed}"],
+                               capture_output=True, text=True, timeout=60, check=True)
+    digest = json.loads(inspected.stdout)["Digest"]
+    by_digest = f"{pushed.rpartition(':')[0]}@{digest}"
+    image = orc.pull(by_digest, tls_verify=False)
+    assert (image.id, image.names, image.repo_digest) == (test_image.image_id, (by_digest,),
+                                                         digest)
+    assert orc.image(by_digest).id == image.id

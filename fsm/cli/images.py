@@ -80,7 +80,7 @@ def image_import(obj: Context, /, name: str, file: str) -> None:
 
 
 def _list(obj: Context, quiet: bool) -> None:
-    found = obj.orc.images()
+    found = obj.reader().images()
     if quiet:
         for info in found:
             click.echo(info.id[:12])
@@ -153,7 +153,8 @@ def image_inspect(obj: Context, /, refs: tuple[str, ...]) -> None:
     \b
     Example: berth image inspect busybox
     """
-    click.echo(json.dumps([_inspected(obj.orc.image(ref)) for ref in refs], indent=4))
+    reader = obj.reader()
+    click.echo(json.dumps([_inspected(reader.image(ref)) for ref in refs], indent=4))
 
 
 def _inspected(info: ImageInfo) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def events(obj: Context, /, since: str | None, until: str | None, filters: tuple
                 click.echo(json.dumps(event.to_dict()))
             else:
                 attributes = ", ".join(f"{k}={v}" for k, v in sorted(event.attributes.items()))
-                click.echo(f"{event.time.isoformat()} container {event.action} "
+                click.echo(f"{event.time.isoformat()} {event.type} {event.action} "
                            f"{event.container_id[:12]} ({attributes})")
         if not follow:
             return

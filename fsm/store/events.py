@@ -37,7 +37,8 @@ class EventStore:
         if actions is not None:
             query = query.where(events.c.action.in_(list(actions)))
         rows = self.connections.all(query)
-        return [Event(r.id, r.time, r.container_id, r.action, dict(r.attributes)) for r in rows]
+        return [Event(r.id, r.time, r.container_id, r.action, dict(r.attributes), r.type)
+                for r in rows]
 
     def history(self, container_id: str) -> list[TransitionRecord]:
         """Every committed transition of the container, oldest first."""
