@@ -132,11 +132,12 @@ def test_image_usage_counts_containers_per_state_and_sizes(populated: Populated,
         expected_states: dict[str, int] = {}
         for c in orc.list(all=True):
             expected_states[c.state] = expected_states.get(c.state, 0) + 1
-        busybox = next(i for i in orc.images() if i.name == "busybox")
+        busybox = next(i for i in orc.images() if i.name == "busybox:latest")
         assert report["images"] == [
-            {"name": "busybox", "id": busybox.id, "storage_driver": "vfs", "size": busybox.size,
-             "containers": sum(expected_states.values()), "states": expected_states},
-            {"name": "tiny", "id": tiny.id, "storage_driver": "vfs", "size": 1000,
+            {"name": "busybox:latest", "id": busybox.id, "storage_driver": "vfs",
+             "size": busybox.size, "containers": sum(expected_states.values()),
+             "states": expected_states},
+            {"name": "tiny:latest", "id": tiny.id, "storage_driver": "vfs", "size": 1000,
              "containers": 0, "states": {}},
         ]
         assert report["total_size"] == busybox.size + 1000

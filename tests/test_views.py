@@ -84,7 +84,7 @@ def _populate(orc: Orchestrator, tar: Path) -> dict[str, str]:
                               data_file="/var/lib/berth/devicemapper/data",
                               metadata_file="/var/lib/berth/devicemapper/metadata",
                               block_size_sectors=128, base_size=10 << 30))
-    image_id = orc.images()[0].id
+    image_id = orc.images()[0].top_layer
     for layer, parent, final in (("base", None, DeviceState.CREATED),
                                  (image_id, "base", DeviceState.CREATED),
                                  (ids["idle"], image_id, DeviceState.ACTIVE),
@@ -271,21 +271,22 @@ def test_device_usage_names_the_owner_of_every_layer(world: World) -> None:
     vfs = sorted(((r["kind"], r["layer"], r["container_name"], r["container_state"],
                    r["image_name"], r["size"]) for r in rows if r["storage_driver"] == "vfs"),
                  key=repr)
-    expected = [("image", image.id, None, None, image.name, image.size)]
-    expected += [("container", c.id, c.name, c.state, c.image, None) for c in containers]
+    expected = [("image", image.top_layer, None, None, image.name, image.size)]
+    expected += [("container", c.id, c.name, c.state, c.image, 0) for c in containers]
     assert vfs == sorted(expected, key=repr)
 
     store = SQLDeviceMetadataStore(orc.db.engine)
     thin = {r["layer"]: r for r in rows if r["storage_driver"] == "devicemapper"}
     devices = {d.hash: d for d in store.list_devices(POOL)}
-    assert set(thin) == set(devices) == {"base", image.id, world.ids["idle"], UNOWNED}
+    assert set(thin) == set(devices) == {"base", image.top_layer, world.ids["idle"], UNOWNED}
     for layer, row in thin.items():
         device = devices[layer]
         assert (row["pool"], row["device_id"], row["parent"], row["size"], row["state"],
                 row["mount_count"]) == (POOL, device.device_id, device.parent, device.size,
                                         device.state.value, device.mount_count)
     assert (thin["base"]["kind"], thin["base"]["image_name"]) == ("base", None)
-    assert (thin[image.id]["kind"], thin[image.id]["image_name"]) == ("image", "busybox")
+    assert (thin[image.top_layer]["kind"], thin[image.top_layer]["image_name"]) == (
+        "image", "busybox:latest")
     idle = thin[world.ids["idle"]]
     assert (idle["kind"], idle["container_name"], idle["image_name"], idle["state"]) == (
         "container", "idle", "busybox", "active")
@@ -359,7 +360,7 @@ def test_every_query_of_the_docs_runs_and_answers(world: World, number: int) -> 
         assert [r["action"] for r in rows] == ["create", "start"]  # web still runs
     elif number == 7:
         assert [(r["image"], r["containers"]) for r in rows if r["state"] == "exited"] == [
-            ("busybox", 3)]
+            ("busybox:latest", 3)]
         assert sum(r["containers"] for r in rows) == len(world.orc.list(all=True))
     elif number == 8:
         assert rows == []  # every container here runs with network_mode=none

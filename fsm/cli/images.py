@@ -112,7 +112,11 @@ def image_ls(obj: Context, /, quiet: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only the image ids.")
 @pass_context
 def images(obj: Context, /, quiet: bool) -> None:
-    """List images (as `berth image ls`)."""
+    """List images (as `berth image ls`).
+
+    \b
+    Example: berth images -q
+    """
     _list(obj, quiet)
 
 
@@ -140,7 +144,11 @@ def image_rm(obj: Context, /, refs: tuple[str, ...], force: bool) -> None:
 @click.option("-f", "--force", is_flag=True, help="Untag an image containers still use.")
 @pass_context
 def rmi(obj: Context, /, refs: tuple[str, ...], force: bool) -> None:
-    """Remove images (as `berth image rm`)."""
+    """Remove images (as `berth image rm`).
+
+    \b
+    Example: berth rmi 127.0.0.1:5000/tools:1.0
+    """
     _remove(obj, refs, force)
 
 

@@ -28,7 +28,7 @@ def remove_image(host: Host, ref: str, force: bool) -> list[str]:
     users = host.db.containers.users_of_image(image.id)
     if users:
         if not force:
-            raise ImageInUse(image.name, users)
+            raise ImageInUse(ref, users)
         host.db.images.untag(image.id, list(image.names), now)
         return [f"Untagged: {name}" for name in image.names]
     host.db.images.delete(image.id, now)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from drivers.image.layout import LayerBlob, LayoutImage, host_architecture
 from drivers.image.stream import LayerStream
-from fsm.errors import ConfigError, NameInUse, host_errors
+from fsm.errors import BerthError, ConfigError, DriverError, NameInUse, host_errors
 from fsm.images.commit import store_image
 from fsm.images.progress import Progress
 from fsm.info import ImageInfo
@@ -30,8 +30,11 @@ def import_image(host: Host, name: str, tar_path: Path, progress: Progress) -> I
     taken = images.id_by_name(name)
     if taken is not None:
         raise NameInUse("image", name, taken)
-    with host_errors(), tar_path.open("rb") as source, LayerStream(source) as stream:
-        blob_digest, diff_id = stream.finish()
+    try:
+        with host_errors(), tar_path.open("rb") as source, LayerStream(source) as stream:
+            blob_digest, diff_id = stream.finish()
+    except DriverError as error:
+        raise BerthError(f"cannot unpack {tar_path}: {error}") from error
     config = {"architecture": host_architecture(), "os": "linux", "config": {},
               "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
     # the same tarball is the same image, whatever it is called: no time in its config
@@ -39,4 +42,7 @@ def import_image(host: Host, name: str, tar_path: Path, progress: Progress) -> I
     layer = LayerBlob(tar_path, blob_digest, "application/vnd.oci.image.layer.v1.tar",
                       tar_path.stat().st_size, diff_id)
     image = LayoutImage((name,), "", config, config_id, (layer,))
-    return store_image(host, image, (name,), "import", progress)
+    try:
+        return store_image(host, image, (name,), "import", progress)
+    except DriverError as error:
+        raise BerthError(f"cannot unpack {tar_path}: {error}") from error

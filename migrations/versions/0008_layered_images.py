@@ -152,8 +152,7 @@ SELECT
     d.hash AS layer,
     CASE
         WHEN d.hash = 'base' THEN 'base'
-        WHEN l.kind IS NOT NULL THEN l.kind
-        ELSE 'unowned'
+        ELSE COALESCE((SELECT min(l.kind) FROM layers l WHERE l.id = d.hash), 'unowned')
     END AS kind,
     c.id AS container_id,
     c.name AS container_name,
@@ -167,7 +166,6 @@ SELECT
     d.mount_count
 FROM thin_devices d
 JOIN thin_pools p ON p.id = d.pool_id
-LEFT JOIN layers l ON l.id = d.hash AND l.storage_driver = 'devicemapper'
 LEFT JOIN containers c ON c.id = d.hash
 UNION ALL
 SELECT
