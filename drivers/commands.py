@@ -5,7 +5,9 @@ so an operator reading an error knows what ran and what it said."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +19,8 @@ from drivers.errors import CommandTimeout, HostError
 #: Host commands that only talk to the kernel answer in milliseconds; mkfs, tar, cp and
 #: resize2fs write data and may take long on a slow disk (or in an emulated VM).
 QUICK = 30.0
+#: prctl(2) option: the signal a child gets when its parent dies
+PR_SET_PDEATHSIG = 1
 SLOW = 600.0
 
 #: Maps a failed command's (argv, stderr, exit status) to a more precise error, such as
@@ -33,12 +37,14 @@ def run(
     map_error: ErrorMapper | None = None,
     input: str | None = None,
     on_line: Callable[[str], None] | None = None,
+    die_with_parent: bool = False,
 ) -> str:
     """Run ``argv`` and return its stdout; raise :class:`HostError` (or what ``map_error``
     picks) on a failure, :class:`CommandTimeout` after ``timeout`` seconds.
 
     ``on_line`` gets each line of stdout as it comes (for progress); stdout is then not
-    returned.
+    returned. ``die_with_parent``: the kernel kills the command if berth dies first (a long
+    copy must not outlive a berth killed under it and write into what recovery removes).
 
     Example: ``run(["ip", "netns", "add", name], what=f"cannot create {name}")``.
     """
@@ -55,6 +61,8 @@ def run(
     try:
         streaming: dict[str, Any] = {} if on_line is None else {
             "_out": lambda line: on_line(_text(line).rstrip("\n"))}
+        if die_with_parent:
+            streaming["_preexec_fn"] = _die_with_parent
         process = command(*args[1:], _bg=True, _bg_exc=False, _ok_code=list(ok_codes),
                           _in=input, _err_to_out=False, _tty_out=False, **streaming)
         timer = threading.Timer(timeout, _kill, (process, expired))
@@ -76,6 +84,12 @@ def run(
         if timer is not None:
             timer.cancel()
     return _text(process.stdout)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the parent thread dies (prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _kill(process: sh.RunningCommand, expired: threading.Event) -> None:

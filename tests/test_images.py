@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -286,12 +287,33 @@ def test_a_load_killed_at_any_point_leaves_nothing_half_made(
     assert_nothing_of_images(orc)
 
 
-def test_a_pull_killed_while_applying_leaves_nothing_half_made(
-        orc: Orchestrator, root: Path, database_url: str, pushed: str) -> None:
-    _crash(root, database_url, "pull", pushed, "layer.after_fill")
+@pytest.mark.parametrize("point", ["image.during_copy", "layer.after_fill"])
+def test_a_pull_killed_while_copying_or_applying_leaves_nothing_half_made(
+        orc: Orchestrator, root: Path, database_url: str, pushed: str, point: str) -> None:
+    _crash(root, database_url, "pull", pushed, point)
     assert orc.host.settings.scratch_dir.exists()
+    # skopeo dies with the berth that ran it: nothing keeps writing into the scratch directory
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(str(root)):
+        assert time.monotonic() < deadline, _processes_mentioning(str(root))
+        time.sleep(0.05)
+    if point == "image.during_copy":
+        # killed at its first blob, skopeo never got to write the layout's index
+        assert list(orc.host.settings.scratch_dir.glob("*/index.json")) == []
     orc.recover()
     assert_nothing_of_images(orc)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in command and "pytest" not in command:
+            found.append(f"{pid}: {command}")
+    return found
 
 
 @pytest.mark.parametrize("point", ["layer.after_claim_removal", "layer.after_remove"])

@@ -57,7 +57,7 @@ def copy_to_layout(source: str, layout: Path, ref_name: str, *, tls_verify: bool
 
     try:
         run(argv, timeout=COPY_TIMEOUT, what=f"cannot copy {_shown(source)}",
-            on_line=line if on_blob is not None else None)
+            on_line=line if on_blob is not None else None, die_with_parent=True)
     except HostError as error:
         raise BadImage(f"cannot get {_shown(source)}: {_reason(error)}",
                        errno=error.errno) from error

@@ -23,6 +23,7 @@ def pull(host: Host, reference: str, *, tls_verify: bool, progress: Progress) ->
     name = str(ref)
 
     def copying(kind: str, digest: str) -> None:
+        crash_point("image.during_copy")
         progress(LayerProgress(name, digest[:12], "copying" if kind == "blob" else "config"))
 
     with scratch(host) as directory, host_errors():
