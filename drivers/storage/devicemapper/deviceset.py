@@ -89,6 +89,8 @@ class DeviceSet:
         self._thread_lock = threading.RLock()
         self._lock_fd: int | None = None
         self._lock_depth = 0
+        #: start() has run in this process: the pool exists and its records can be read
+        self._started = False
 
     # --- start -----------------------------------------------------------------------------------
 
@@ -103,6 +105,7 @@ class DeviceSet:
                 self._start_new_pool()
             else:
                 self._start_known_pool(record)
+            self._started = True
 
     def _start_new_pool(self) -> None:
         record = pool.new_pool_record(self.layout, self.options)
@@ -513,6 +516,15 @@ class DeviceSet:
             self._reconcile_device(device, listing.get(self.layout.device_name(device.hash)))
         self._remove_our_dm_devices(keep_owned=True, listing=list(listing.values()))
 
+    def _settle_dead_holders_transaction(self) -> None:
+        """Every pool transaction is opened and closed under the pool's lock: one still open
+        when we take the lock was left by a process that died holding it (a ``kill -9`` of
+        another berth after ``start()`` ran here). Settle it now, as ``start()`` would, or this
+        long-lived driver could never change the pool again."""
+        record = self._store.load_pool(self.pool_name)
+        if record is not None and record.open_transaction is not None:
+            self._settle_open_transaction(record, dmsetup.pool_status(record.name).transaction_id)
+
     def _settle_open_transaction(self, record: PoolRecord, kernel_id: int) -> None:
         opened = record.open_transaction
         if opened is None:
@@ -690,6 +702,8 @@ class DeviceSet:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             self._lock_depth += 1
             try:
+                if self._lock_depth == 1 and self._started:
+                    self._settle_dead_holders_transaction()
                 yield
             finally:
                 self._lock_depth -= 1
