@@ -45,7 +45,9 @@ def copy_to_layout(source: str, layout: Path, ref_name: str, *, tls_verify: bool
         # berth verifies digests, not signatures: with no policy on the host, accept what the
         # user asked for rather than fail
         argv.append("--insecure-policy")
-    argv += ["copy", "--quiet" if on_blob is None else "--retry-times=0"]
+    # an archive's plain layer tars stay plain: skopeo would gzip them for berth to gunzip
+    argv += ["copy", "--dest-oci-accept-uncompressed-layers",
+             "--quiet" if on_blob is None else "--retry-times=0"]
     if source.startswith("docker://") and not tls_verify:
         argv.append("--src-tls-verify=false")
     argv += [source, f"oci:{layout}:{ref_name}"]
