@@ -89,11 +89,21 @@ def _list(obj: Context, quiet: bool) -> None:
     rows = []
     for info in found:
         for name in info.names or ("<none>:<none>",):
-            repository, _, tag = name.rpartition(":") if ":" in name.rpartition("/")[2] \
-                else (name, "", "")
-            rows.append([repository, tag or "<none>", info.id[:12],
-                         tables.ago(info.created_at, now), tables.size(info.size)])
+            repository, tag = _repository_and_tag(name)
+            rows.append([repository, tag, info.id[:12], tables.ago(info.created_at, now),
+                         tables.size(info.size)])
     click.echo(tables.render(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows))
+
+
+def _repository_and_tag(name: str) -> tuple[str, str]:
+    """``host:5000/repo:tag`` -> (``host:5000/repo``, ``tag``); a name by digest has no tag."""
+    if "@" in name:
+        return name.partition("@")[0], "<none>"
+    last = name.rpartition("/")[2]
+    if ":" in last:
+        repository, _, tag = name.rpartition(":")
+        return repository, tag
+    return name, "<none>"
 
 
 @image.command("ls")
