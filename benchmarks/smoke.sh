@@ -2,7 +2,7 @@
 # Runs every benchmark in --quick mode: a smoke test that the scripts still work (the figures
 # printed mean nothing). From anywhere: bash benchmarks/smoke.sh [script ...] (default: all).
 # Exits non-zero on the first script that fails. What needs root (start_latency, fsm_overhead's
-# runc side, image_pull_load) or dm-thin (thin_snapshot) is skipped with a note without it;
+# runc side, image_pull_load) or dm-thin (thin_snapshot, image_create) is skipped with a note without it;
 # image_pull_load also without buildah, podman, skopeo or docker-registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ python="${PYTHON:-python3}"
 scripts=("$@")
 if [ ${#scripts[@]} -eq 0 ]; then
     scripts=(machine_binding fsm_overhead scale concurrency start_latency thin_snapshot
-             image_pull_load)
+             image_create image_pull_load)
 fi
 for script in "${scripts[@]}"; do
     echo "### benchmarks/${script}.py --quick"
