@@ -180,9 +180,9 @@ def test_an_image_imported_twice_has_two_names_and_rmi_untags_first(
         orc: Orchestrator, busybox_tar: Path) -> None:
     a = orc.import_image("box-a", busybox_tar)
     b = orc.import_image("box-b", busybox_tar)
-    assert a.id == b.id and orc.image("box-a").names == ("box-a", "box-b")
-    assert orc.remove_image("box-a") == ["Untagged: box-a"]
-    assert orc.image("box-b").names == ("box-b",)
+    assert a.id == b.id and orc.image("box-a").names == ("box-a:latest", "box-b:latest")
+    assert orc.remove_image("box-a") == ["Untagged: box-a:latest"]
+    assert orc.image("box-b").names == ("box-b:latest",)
     with pytest.raises(NoSuchImage):
         orc.image("box-a")
     orc.remove_image("box-b")
