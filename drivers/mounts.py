@@ -48,6 +48,14 @@ def mount_tmpfs(target: str, options: Sequence[str] = (), source: str = "tmpfs")
         raise _syscall_error(f"cannot mount a tmpfs on {target}")
 
 
+def mount_data(source: str, target: str, fstype: str, data: str, flags: int = 0) -> None:
+    """``mount(2)`` with the filesystem's own options in ``data`` (an overlay's layers), which
+    the kernel takes up to a page long."""
+    if _libc().mount(source.encode(), target.encode(), fstype.encode(), flags,
+                     data.encode()) != 0:
+        raise _syscall_error(f"cannot mount {fstype} on {target}")
+
+
 def unmount(target: str, *, attempts: int = 5, delay: float = 0.1) -> None:
     """Unmount ``target``; nothing to do when it is not mounted.
 
@@ -82,7 +90,7 @@ def mount_points() -> list[str]:
         for line in mountinfo:
             fields = line.split(" ")
             if len(fields) > 4:
-                points.append(_unescape(fields[4]))
+                points.append(unescape(fields[4]))
     return points
 
 
@@ -92,7 +100,8 @@ def mounted_under(directory: str) -> list[str]:
     return [p for p in mount_points() if p == root or p.startswith(root + os.sep)]
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
+    """A path as mountinfo shows it, its escapes undone."""
     # mountinfo escapes space, tab, newline and backslash as \ooo octal.
     return (
         field.replace("\\040", " ")

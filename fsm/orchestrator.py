@@ -142,7 +142,7 @@ class Orchestrator:
         """The one place drivers are built (those not handed in through ``drivers``)."""
         if kind == "storage":
             return open_storage(self._storage_name, self.settings.root, self.db,
-                                self._storage_options)
+                                self._storage_options, node=self.settings.node)
         if kind == "runtime":
             with host_errors():
                 return OCIRuntime(self._runtime_name, self.settings.root / "runtime")

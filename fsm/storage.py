@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,18 +12,40 @@ from drivers.storage.vfs import VfsDriver
 from fsm.errors import ConfigError, host_errors
 from fsm.store.database import Database
 
+log = logging.getLogger(__name__)
 
-def choose_storage(requested: str | None, db: Database) -> str:
-    """``requested``, else the driver the database's images already live in, else
-    devicemapper where the kernel has the dm-thin target, else vfs."""
+DRIVERS = ("devicemapper", "overlay", "vfs")
+
+
+def choose_storage(requested: str | None, db: Database, root: Path,
+                   node: str | None = None) -> str:
+    """The driver the data root's layers already live in (its images', or with ``node`` its
+    own layers'), which ``requested`` may only repeat; else ``requested``; else devicemapper
+    where the kernel has the dm-thin target, overlay where the kernel and the data root's
+    filesystem can stack it, vfs everywhere else."""
+    used = db.images.storage_driver_in_use()
+    if used is None and node is not None:
+        used = db.layers.storage_driver_in_use(node)
+    if used is not None:
+        if requested is not None and requested != used:
+            raise ConfigError("storage", requested,
+                              f"the layers of {root} live in the {used} driver: use "
+                              f"storage={used!r}, or another data root")
+        return used
     if requested is not None:
         return requested
-    used = db.images.storage_driver_in_use()
-    if used is not None:
-        return used
     from drivers.storage.devicemapper import dm_thin_available
 
-    return "devicemapper" if dm_thin_available() else "vfs"
+    if dm_thin_available():
+        return "devicemapper"
+    from drivers.storage.overlay import overlay_unsupported
+
+    with host_errors():
+        why_not = overlay_unsupported(root / "overlay")
+    if why_not is None:
+        return "overlay"
+    log.info("storage: vfs, not overlay: %s", why_not)
+    return "vfs"
 
 
 def check_options(name: str | None, options: Mapping[str, Any]) -> None:
@@ -31,7 +54,7 @@ def check_options(name: str | None, options: Mapping[str, Any]) -> None:
         return
     if name != "devicemapper":
         raise ConfigError("storage_options", dict(options),
-                          "options only for storage='devicemapper' (vfs takes none)")
+                          "options only for storage='devicemapper' (overlay and vfs take none)")
     from drivers.storage.devicemapper import DevicemapperOptions
 
     with host_errors():
@@ -39,13 +62,24 @@ def check_options(name: str | None, options: Mapping[str, Any]) -> None:
 
 
 def open_storage(requested: str | None, root: Path, db: Database,
-                 options: Mapping[str, Any]) -> StorageDriver:
-    name = choose_storage(requested, db)
+                 options: Mapping[str, Any], node: str | None = None) -> StorageDriver:
+    if requested is not None and requested not in DRIVERS:
+        raise ConfigError("storage", requested, "'devicemapper', 'overlay' or 'vfs'")
+    name = choose_storage(requested, db, root, node)
     with host_errors():
         if name == "vfs":
             return VfsDriver(root / "vfs")
+        if name == "overlay":
+            from drivers.storage.overlay import OverlayDriver, overlay_unsupported
+
+            if requested == "overlay" and not (root / "overlay" / "l").is_dir():
+                # asked for on a new data root: refused with the reason, not at the first mount
+                why_not = overlay_unsupported(root / "overlay")
+                if why_not is not None:
+                    raise ConfigError("storage", requested, why_not)
+            return OverlayDriver(root / "overlay")
         if name == "devicemapper":
             from drivers.storage.devicemapper import DevicemapperDriver, DevicemapperOptions
             return DevicemapperDriver(root, db.thin,
                                       DevicemapperOptions.from_mapping(options))
-    raise ConfigError("storage", name, "'vfs' or 'devicemapper'")
+    raise ConfigError("storage", name, "'devicemapper', 'overlay' or 'vfs'")

@@ -29,6 +29,19 @@ depends on where the tree is mounted, so a layer that writes through it is not t
 resolves such paths in a chroot instead; refusing is the stricter choice. Refusals are raised
 before the entry is written; what earlier entries wrote stays, and the caller discards the layer.
 
+With ``whiteouts="overlay"`` the root is instead a new, empty overlayfs upper directory (the
+layer's own diff) and ``lowers`` the diff directories of the layers below, nearest first; they are
+only read. Whiteouts then become overlayfs's own, as containerd's and moby's overlay appliers
+write them: ``.wh.NAME`` a 0:0 character device NAME, ``.wh..wh..opq`` the attribute
+``trusted.overlay.opaque=y`` on its directory (a directory of this layer that a whiteout names is
+made opaque too). The merged tree is what the lowers show through the upper, as the kernel shows
+it: a path component missing from the upper is looked up in the lowers (stopping at a whiteout, a
+non-directory or an opaque directory), a lower directory is made in the upper with its owner, mode
+and attributes (overlayfs's copy-up) so that an entry can go below it, a lower symlink on the way
+is followed under the same rules as above, and a hard link to a lower file copies the file up
+first. ``trusted.overlay.*`` attributes in the tar are dropped (with a warning): they would steer
+the kernel's view of the layers.
+
 The tar stream is parsed by :mod:`tarfile` in streaming mode (one pass, no seeking); the writes
 are ours (``tarfile``'s extraction follows other rules). The blob digest and the diff ID are
 taken in the same pass (:mod:`drivers.image.stream`).
@@ -45,7 +58,7 @@ import tarfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import IO, cast
+from typing import IO, Literal, cast
 
 from drivers.image.errors import CorruptLayer, DigestMismatch, LayerError, UnsafeLayer
 from drivers.image.stream import CHUNK, LayerStream, Readable
@@ -62,6 +75,11 @@ OPEN_DIRECTORIES = 32
 #: what ``setxattr`` answers for an attribute this filesystem or kernel will not take
 XATTR_REFUSED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM})
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: overlayfs's marks in an upper directory (Documentation/filesystems/overlayfs.rst)
+OVERLAY_OPAQUE = "trusted.overlay.opaque"
+OVERLAY_XATTRS = "trusted.overlay."
+
+Whiteouts = Literal["delete", "overlay"]
 
 Path = tuple[str, ...]
 
@@ -93,9 +111,12 @@ def apply_layer(
     *,
     blob_digest: str | None = None,
     diff_id: str | None = None,
+    whiteouts: Whiteouts = "delete",
+    lowers: tuple[str, ...] = (),
 ) -> AppliedLayer:
     """Apply the layer ``blob`` (a path, or a binary stream read once to its end) onto the
-    directory ``root``, which holds the merged tree of the layers below it.
+    directory ``root``, which holds the merged tree of the layers below it (``whiteouts=
+    "delete"``), or is an empty overlayfs upper directory over ``lowers`` (``"overlay"``).
 
     When ``blob_digest`` or ``diff_id`` is given (``"sha256:<hex>"``), the digest taken on the way
     must match it, else :class:`~drivers.image.errors.DigestMismatch`; it can only be known at
@@ -122,8 +143,14 @@ def apply_layer(
             raise LayerError(f"cannot open the layer blob {os.fspath(blob)}: {error.strerror}",
                              errno=error.errno) from error
         with source:
-            return apply_layer(root, source, blob_digest=blob_digest, diff_id=diff_id)
-    with LayerStream(blob, algorithm) as stream, _Tree(os.fspath(root)) as tree:
+            return apply_layer(root, source, blob_digest=blob_digest, diff_id=diff_id,
+                               whiteouts=whiteouts, lowers=lowers)
+    if whiteouts not in ("delete", "overlay"):
+        raise LayerError(f"whiteouts={whiteouts!r}: 'delete' or 'overlay'")
+    if lowers and whiteouts != "overlay":
+        raise LayerError("lower directories are only read with whiteouts='overlay'")
+    with LayerStream(blob, algorithm) as stream, \
+            _Tree(os.fspath(root), overlay=whiteouts == "overlay", lowers=lowers) as tree:
         entries = tree.unpack(stream.tar)
         try:
             tree.set_directory_times()
@@ -183,12 +210,23 @@ class _StrictTarInfo(tarfile.TarInfo):
 class _Tree:
     """The root being written, reached through descriptors only."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, overlay: bool = False, lowers: tuple[str, ...] = ()) -> None:
+        self.overlay = overlay
+        self.lowers: list[int] = []
         try:
             self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            for lower in lowers:
+                self.lowers.append(os.open(lower, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         except OSError as error:
-            raise LayerError(f"cannot open the layer's root {root}: {error.strerror}",
-                             errno=error.errno) from error
+            for fd in self.lowers:
+                os.close(fd)
+            if hasattr(self, "fd"):
+                os.close(self.fd)
+            raise LayerError(f"cannot open the layer's root or a lower one: {error.strerror} "
+                             f"({error.filename})", errno=error.errno) from error
+        # overlay: what this layer hides of the lowers (paths as found, symlinks resolved)
+        self.opaque: set[Path] = set()
+        self.whited: set[Path] = set()
         self.written = 0
         self.warnings: list[str] = []
         # paths (as found, symlinks resolved) that this layer unpacked, and every directory
@@ -205,6 +243,8 @@ class _Tree:
     def __exit__(self, *exc: object) -> None:
         self._forget()
         self._close_stale()
+        for fd in self.lowers:
+            os.close(fd)
         os.close(self.fd)
 
     # -- walking ------------------------------------------------------------------------
@@ -220,15 +260,18 @@ class _Tree:
             os.close(fd)
         self._stale.clear()
 
-    def directory(self, parts: Path, entry: str, *, create: bool) -> tuple[int, Path] | None:
+    def directory(self, parts: Path, entry: str, *, create: bool,
+                  copy_up: bool | None = None) -> tuple[int, Path] | None:
         """A descriptor of the directory at ``parts`` (owned by this object: not to be closed)
         and its path with symlinks resolved; missing directories are made when ``create``, else
-        ``None`` is returned for them."""
+        ``None`` is returned for them. Over lowers, a directory only they have is copied up
+        when ``copy_up`` (default: ``create``)."""
         found = self._open.get(parts)
         if found is not None:
             self._open.move_to_end(parts)
             return found
-        walked = self._walk(parts, entry, create=create)
+        walked = self._walk(parts, entry, create=create,
+                            copy_up=create if copy_up is None else copy_up)
         if walked is None:
             return None
         self._open[parts] = walked
@@ -236,7 +279,8 @@ class _Tree:
             self._stale.append(self._open.popitem(last=False)[1][0])
         return walked
 
-    def _walk(self, parts: Path, entry: str, *, create: bool) -> tuple[int, Path] | None:
+    def _walk(self, parts: Path, entry: str, *, create: bool,
+              copy_up: bool) -> tuple[int, Path] | None:
         opened: list[int] = []
         real: list[str] = []
         pending = list(reversed(parts))
@@ -254,24 +298,40 @@ class _Tree:
                     os.close(opened.pop())
                     continue
                 here = opened[-1] if opened else self.fd
+                lower: tuple[int, os.stat_result] | None = None
                 try:
                     info = os.stat(name, dir_fd=here, follow_symlinks=False)
                 except FileNotFoundError:
+                    lower = self._below((*real, name))
+                    if lower is None or (stat.S_ISDIR(lower[1].st_mode) and not copy_up):
+                        if not create:
+                            return None
+                        os.mkdir(name, 0o700, dir_fd=here)
+                        fd = os.open(name, _DIRECTORY, dir_fd=here)
+                        opened.append(fd)
+                        real.append(name)
+                        os.fchmod(fd, 0o755)
+                        continue
+                    info = lower[1]
+                if self.overlay and lower is None and _is_whiteout(info):
                     if not create:
                         return None
-                    os.mkdir(name, 0o700, dir_fd=here)
-                    fd = os.open(name, _DIRECTORY, dir_fd=here)
-                    opened.append(fd)
-                    real.append(name)
-                    os.fchmod(fd, 0o755)
-                    continue
+                    # a whiteout of this layer, then entries below the same name: a new
+                    # directory that shows nothing of the lowers
+                    os.unlink(name, dir_fd=here)
+                    os.mkdir(name, 0o755, dir_fd=here)
+                    real_name = (*real, name)
+                    self.whited.discard(real_name)
+                    self._make_opaque(here, name, real_name)
+                    info = os.stat(name, dir_fd=here, follow_symlinks=False)
                 if stat.S_ISLNK(info.st_mode):
                     followed += 1
                     where = "/".join([*real, name])
                     if followed > MAX_SYMLINKS:
                         raise UnsafeLayer(f"{entry!r}: too many symlinks on its path (at "
                                           f"{where})", entry=entry, errno=errno.ELOOP)
-                    target = os.readlink(name, dir_fd=here)
+                    target = (os.readlink(name, dir_fd=here) if lower is None
+                              else self._read_lower_link(lower[0], (*real, name)))
                     if target.startswith("/"):
                         raise UnsafeLayer(f"{entry!r}: {where} is a symlink to the absolute "
                                           f"path {target!r}; writing through it is refused",
@@ -281,6 +341,8 @@ class _Tree:
                 if not stat.S_ISDIR(info.st_mode):
                     raise CorruptLayer(f"{entry!r}: {'/'.join([*real, name])} is not a "
                                        "directory", entry=entry, errno=errno.ENOTDIR)
+                if lower is not None:
+                    self._copy_up_directory(here, name, lower[0], (*real, name), info)
                 opened.append(os.open(name, _DIRECTORY, dir_fd=here))
                 real.append(name)
             fd = opened.pop() if opened else os.dup(self.fd)
@@ -288,6 +350,136 @@ class _Tree:
         finally:
             for fd in opened:
                 os.close(fd)
+
+    # -- the lowers (overlay) -------------------------------------------------------------
+
+    def _below(self, real: Path) -> tuple[int, os.stat_result] | None:
+        """What the lowers show at ``real`` (a path without symlinks), as overlayfs looks it
+        up: the nearest lower that has it (its index) and its status, or None when none has
+        it or a whiteout, a non-directory or an opaque directory on the way hides it. What this
+        layer whited out or made opaque hides the lowers too."""
+        if not self.lowers or not real:
+            return None
+        if any(real[:i] in self.opaque for i in range(1, len(real))) or real in self.whited:
+            return None
+        for index, lower in enumerate(self.lowers):
+            found, last_layer = self._lookup(lower, real)
+            if found is not None:
+                return (index, found) if not _is_whiteout(found) else None
+            if last_layer:
+                return None
+        return None
+
+    def _lookup(self, lower: int, real: Path) -> tuple[os.stat_result | None, bool]:
+        """``real`` in one lower: its status (None when missing) and whether this lower hides
+        the ones below it on the way (an opaque directory, a whiteout or a non-directory)."""
+        opened: list[int] = []
+        try:
+            here = lower
+            for position, name in enumerate(real):
+                try:
+                    info = os.stat(name, dir_fd=here, follow_symlinks=False)
+                except FileNotFoundError:
+                    return None, False
+                if position == len(real) - 1:
+                    return info, False
+                if not stat.S_ISDIR(info.st_mode):
+                    return None, True
+                here = os.open(name, _DIRECTORY, dir_fd=here)
+                opened.append(here)
+                if _opaque_directory(here):
+                    # the rest of the path is looked up in this lower only
+                    found, _ = self._lookup(here, real[position + 1:])
+                    return found, True
+            return None, False
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    def _lower_parent(self, index: int, real: Path) -> int:
+        """A new descriptor of the directory holding ``real`` in lower ``index``."""
+        fd = os.dup(self.lowers[index])
+        try:
+            for name in real[:-1]:
+                next_fd = os.open(name, _DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = next_fd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _read_lower_link(self, index: int, real: Path) -> str:
+        parent = self._lower_parent(index, real)
+        try:
+            return os.readlink(real[-1], dir_fd=parent)
+        finally:
+            os.close(parent)
+
+    def _copy_up_directory(self, parent: int, name: str, index: int, real: Path,
+                           info: os.stat_result) -> None:
+        """Make in the upper the lower directory at ``real``, as overlayfs's copy-up does
+        (owner, mode, attributes; its times change with what is written into it anyway)."""
+        os.mkdir(name, 0o700, dir_fd=parent)
+        fd = os.open(name, _DIRECTORY, dir_fd=parent)
+        try:
+            lower_parent = self._lower_parent(index, real)
+            try:
+                source = os.open(name, _DIRECTORY, dir_fd=lower_parent)
+            finally:
+                os.close(lower_parent)
+            try:
+                os.fchown(fd, info.st_uid, info.st_gid)
+                os.fchmod(fd, stat.S_IMODE(info.st_mode))
+                _copy_xattrs(source, fd)
+            finally:
+                os.close(source)
+        finally:
+            os.close(fd)
+
+    def _copy_up_file(self, parent: int, name: str, index: int, real: Path,
+                      info: os.stat_result) -> None:
+        """Copy the lower non-directory at ``real`` into the upper directory ``parent``, with
+        its owner, mode, attributes and times (a hard link to it is about to be made)."""
+        lower_parent = self._lower_parent(index, real)
+        try:
+            if stat.S_ISREG(info.st_mode):
+                source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=lower_parent)
+                try:
+                    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o600, dir_fd=parent)
+                    try:
+                        while chunk := os.read(source, CHUNK):
+                            _write_all(fd, chunk)
+                        os.fchown(fd, info.st_uid, info.st_gid)
+                        os.fchmod(fd, stat.S_IMODE(info.st_mode))
+                        _copy_xattrs(source, fd)
+                        os.utime(fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+                    finally:
+                        os.close(fd)
+                finally:
+                    os.close(source)
+                return
+            if stat.S_ISLNK(info.st_mode):
+                os.symlink(os.readlink(name, dir_fd=lower_parent), name, dir_fd=parent)
+            else:
+                os.mknod(name, stat.S_IFMT(info.st_mode) | 0o600, info.st_rdev, dir_fd=parent)
+            os.chown(name, info.st_uid, info.st_gid, dir_fd=parent, follow_symlinks=False)
+            if not stat.S_ISLNK(info.st_mode):
+                os.chmod(name, stat.S_IMODE(info.st_mode), dir_fd=parent)
+            os.utime(name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=parent,
+                     follow_symlinks=False)
+        finally:
+            os.close(lower_parent)
+
+    def _make_opaque(self, parent: int, name: str, real: Path) -> None:
+        fd = os.open(name, _DIRECTORY, dir_fd=parent)
+        try:
+            os.setxattr(fd, OVERLAY_OPAQUE, b"y")
+        finally:
+            os.close(fd)
+        self.opaque.add(real)
 
     # -- unpacking ----------------------------------------------------------------------
 
@@ -350,11 +542,15 @@ class _Tree:
         parent, real_parent = found
         last = parts[-1]
         real = (*real_parent, last)
-        self._make_room(parent, last, keep_directory=member.isdir())
+        replaced_whiteout = self._make_room(parent, last, keep_directory=member.isdir())
+        if replaced_whiteout:
+            self.whited.discard(real)
         if member.isreg():
             self._file(archive, member, parent, last)
         elif member.isdir():
             self._directory(member, parent, last, real)
+            if replaced_whiteout:  # whited out earlier in this layer: shows nothing below
+                self._make_opaque(parent, last, real)
         elif link is not None:
             os.link(link[1], last, src_dir_fd=link[0], dst_dir_fd=parent, follow_symlinks=False)
         else:
@@ -370,15 +566,17 @@ class _Tree:
         self.unpacked.add(real)
         self.above_unpacked.update(real[:i] for i in range(len(real)))
 
-    def _make_room(self, parent: int, name: str, *, keep_directory: bool) -> None:
-        """Remove what is at ``name``, unless a directory stays a directory."""
+    def _make_room(self, parent: int, name: str, *, keep_directory: bool) -> bool:
+        """Remove what is at ``name``, unless a directory stays a directory; True when what
+        was removed is an overlay whiteout of this layer."""
         try:
             info = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:
-            return
+            return False
         if stat.S_ISDIR(info.st_mode) and keep_directory:
-            return
+            return False
         self._remove(parent, name, info)
+        return self.overlay and _is_whiteout(info)
 
     def _remove(self, parent: int, name: str, info: os.stat_result) -> None:
         if stat.S_ISDIR(info.st_mode):
@@ -424,11 +622,23 @@ class _Tree:
         """The directory (a descriptor, kept open until the next entry) and the name of a hard
         link's target, which must exist and not be a directory."""
         target = _clean(member.linkname)
-        found = self.directory(target[:-1], member.name, create=False) if target else None
+        found = (self.directory(target[:-1], member.name, create=False, copy_up=True)
+                 if target else None)
         try:
             if found is None:
                 raise FileNotFoundError
-            info = os.stat(target[-1], dir_fd=found[0], follow_symlinks=False)
+            try:
+                info = os.stat(target[-1], dir_fd=found[0], follow_symlinks=False)
+                if self.overlay and _is_whiteout(info):
+                    raise FileNotFoundError
+            except FileNotFoundError:
+                lower = self._below((*found[1], target[-1]))
+                if lower is None:
+                    raise
+                info = lower[1]
+                if not stat.S_ISDIR(info.st_mode):
+                    self._copy_up_file(found[0], target[-1], lower[0],
+                                       (*found[1], target[-1]), info)
         except FileNotFoundError as error:
             raise CorruptLayer(f"{member.name!r}: the hard link's target {member.linkname!r} "
                                "does not exist", entry=member.name) from error
@@ -455,6 +665,10 @@ class _Tree:
             if not key.startswith(XATTR_PAX):
                 continue
             attribute = key[len(XATTR_PAX):]
+            if self.overlay and attribute.startswith(OVERLAY_XATTRS):
+                self.warnings.append(f"{member.name}: extended attribute {attribute} not "
+                                     "kept: it is overlayfs's own")
+                continue
             try:
                 if name is None:
                     os.setxattr(path, attribute, value.encode("utf-8", "surrogateescape"))
@@ -479,13 +693,33 @@ class _Tree:
     def _whiteout(self, parent_parts: Path, target: str, entry: str) -> None:
         if target in ("", ".", ".."):
             raise CorruptLayer(f"{entry!r}: a whiteout of {target!r}", entry=entry)
-        found = self.directory(parent_parts, entry, create=False)
+        found = self.directory(parent_parts, entry, create=False, copy_up=True)
         if found is None:
             return  # nothing below to hide
         parent, real_parent = found
-        self._hide(parent, target, (*real_parent, target))
+        if self.overlay:
+            self._overlay_whiteout(parent, target, (*real_parent, target))
+        else:
+            self._hide(parent, target, (*real_parent, target))
+
+    def _overlay_whiteout(self, parent: int, name: str, real: Path) -> None:
+        """The upper holds only this layer's entries: one there stays, and a directory of
+        them stops showing the lowers' contents; else a whiteout hides the lowers' entry."""
+        try:
+            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            if self._below(real) is None:
+                return  # nothing below to hide
+            os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=parent)
+            self.whited.add(real)
+            return
+        if stat.S_ISDIR(info.st_mode) and real not in self.opaque:
+            self._make_opaque(parent, name, real)
 
     def _opaque(self, parts: Path, entry: str) -> None:
+        if self.overlay:
+            self._overlay_opaque(parts, entry)
+            return
         if not parts:
             self._hide_children(self.fd, ())
             return
@@ -503,6 +737,27 @@ class _Tree:
             self._hide_children(fd, (*real_parent, parts[-1]))
         finally:
             os.close(fd)
+
+    def _overlay_opaque(self, parts: Path, entry: str) -> None:
+        if not parts:
+            # overlayfs ignores an opaque upper root: each name the lowers show there is
+            # whited out instead, and this layer's directories there made opaque
+            upper = set(_names(self.fd))
+            for name in sorted(upper):
+                info = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode) and (name,) not in self.opaque:
+                    self._make_opaque(self.fd, name, (name,))
+            below = {name for lower in self.lowers for name in _names(lower)} - upper
+            for name in sorted(below):
+                self._overlay_whiteout(self.fd, name, (name,))
+            return
+        found = self.directory(parts, entry, create=False, copy_up=True)
+        if found is None:
+            return  # no directory there, in this layer or below
+        fd, real = found
+        if real not in self.opaque:
+            os.setxattr(fd, OVERLAY_OPAQUE, b"y")
+            self.opaque.add(real)
 
     def _hide(self, parent: int, name: str, real: Path) -> None:
         """Remove what the lower layers put at ``real``, keeping what this layer unpacked."""
@@ -548,6 +803,31 @@ class _Tree:
                 os.utime(fd, ns=times)
             finally:
                 os.close(fd)
+
+
+def _is_whiteout(info: os.stat_result) -> bool:
+    """overlayfs's whiteout: a character device 0:0."""
+    return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
+
+
+def _opaque_directory(fd: int) -> bool:
+    try:
+        return os.getxattr(fd, OVERLAY_OPAQUE) == b"y"
+    except OSError as error:
+        if error.errno in (errno.ENODATA, errno.EOPNOTSUPP):
+            return False
+        raise
+
+
+def _copy_xattrs(source: int, target: int) -> None:
+    for name in os.listxattr(source):
+        if name.startswith(OVERLAY_XATTRS):
+            continue
+        try:
+            os.setxattr(target, name, os.getxattr(source, name))
+        except OSError as error:
+            if error.errno not in XATTR_REFUSED:
+                raise
 
 
 def _names(fd: int) -> list[str]:

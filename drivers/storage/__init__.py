@@ -6,7 +6,22 @@ Every driver has the seed's interface, :class:`StorageDriver`. ``id`` is an imag
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class ApplyTarget:
+    """Where an image layer's tar stream is applied, and how (the keywords of
+    :func:`drivers.image.apply.apply_layer`): into ``root``, the merged tree of the layer
+    (``whiteouts="delete"``: vfs, devicemapper), or into the layer's own overlay upper directory
+    over the ``lowers``, nearest first (``"overlay"``)."""
+
+    root: str
+    whiteouts: Literal["delete", "overlay"] = "delete"
+    lowers: tuple[str, ...] = ()
 
 
 class StorageDriver(Protocol):
@@ -37,6 +52,21 @@ class StorageDriver(Protocol):
 
     def layers(self) -> list[str]:
         """Ids of every layer the driver holds, for reconciliation against the database."""
+
+    def apply_target(self, id: str) -> AbstractContextManager[ApplyTarget]:
+        """Where to apply an image layer's tar onto the new layer ``id``, held for the
+        ``with`` block (:func:`mounted_target` for a driver whose layers are merged trees)."""
+
+
+@contextmanager
+def mounted_target(driver: StorageDriver, id: str) -> Iterator[ApplyTarget]:
+    """The layer's root from ``get``, released with ``put``: a merged tree, where whiteouts
+    delete."""
+    root = driver.get(id)
+    try:
+        yield ApplyTarget(root)
+    finally:
+        driver.put(id)
 
 
 def status_dict(driver: StorageDriver) -> dict[str, Any]:

@@ -18,9 +18,11 @@ import fcntl
 import os
 import shutil
 import stat
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from drivers.errors import HostError, NoSuchDevice
+from drivers.storage import ApplyTarget, mounted_target
 
 #: ioctl(2) that shares a file's extents with another (Btrfs, XFS): ``cp --reflink=auto``
 FICLONE = 0x40049409
@@ -85,6 +87,9 @@ class VfsDriver:
 
     def layers(self) -> list[str]:
         return sorted(p.name for p in self.dirs.iterdir() if not p.name.endswith(".partial"))
+
+    def apply_target(self, id: str) -> AbstractContextManager[ApplyTarget]:
+        return mounted_target(self, id)
 
 
 def copy_tree(source: str, target: str) -> None:

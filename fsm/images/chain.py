@@ -14,6 +14,7 @@ from drivers.crashpoints import crash_point
 from drivers.image.accounts import read_accounts
 from drivers.image.apply import apply_layer
 from drivers.image.layout import LayerBlob, LayoutImage
+from drivers.storage import ApplyTarget
 from fsm.errors import host_errors
 from fsm.images.progress import LayerProgress, Progress
 from fsm.steps.host import Host
@@ -60,10 +61,11 @@ def apply_chain(host: Host, image: LayoutImage, name: str, progress: Progress,
     return total
 
 
-def _applier(blob: LayerBlob) -> Callable[[str], int]:
-    def fill(root: str) -> int:
-        return apply_layer(root, blob.path, blob_digest=blob.digest,
-                           diff_id=blob.diff_id).bytes_written
+def _applier(blob: LayerBlob) -> Callable[[ApplyTarget], int]:
+    def fill(target: ApplyTarget) -> int:
+        return apply_layer(target.root, blob.path, blob_digest=blob.digest,
+                           diff_id=blob.diff_id, whiteouts=target.whiteouts,
+                           lowers=target.lowers).bytes_written
     return fill
 
 

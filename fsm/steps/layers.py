@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from drivers.crashpoints import crash_point
+from drivers.storage import ApplyTarget
 from fsm.errors import BerthError, host_errors
 from fsm.owner import owner_is_alive
 from fsm.steps.host import Host
@@ -38,21 +39,19 @@ def claim_layer(host: Host, layer_id: str, *, kind: str, parent: str | None,
 
 
 def make_layer(host: Host, layer_id: str, parent: str | None,
-               fill: Callable[[str], int] | None = None) -> int:
-    """Have the driver make the claimed layer (a snapshot or copy of ``parent``) and, with
-    ``fill``, write into its mounted root (``fill(root)`` returns the bytes written). On any
-    failure the layer and its row are undone before the error goes on."""
+               fill: Callable[[ApplyTarget], int] | None = None) -> int:
+    """Have the driver make the claimed layer (a snapshot or copy of ``parent``, or an empty
+    overlay upper over its chain) and, with ``fill``, write into it where the driver says
+    (``fill(target)`` returns the bytes written). On any failure the layer and its row are
+    undone before the error goes on."""
     size = 0
     try:
         with host_errors():
             host.storage.create(layer_id, parent)
             crash_point("layer.after_create")
             if fill is not None:
-                root = host.storage.get(layer_id)
-                try:
-                    size = fill(root)
-                finally:
-                    host.storage.put(layer_id)
+                with host.storage.apply_target(layer_id) as target:
+                    size = fill(target)
                 crash_point("layer.after_fill")
     except BaseException:
         undo_layer(host, layer_id)

@@ -143,5 +143,11 @@ class LayerStore:
         with self.connections.write() as connection:
             connection.execute(statement, params)
 
+    def storage_driver_in_use(self, node: str) -> str | None:
+        """The storage driver this node's layers live in, if it has any."""
+        used: str | None = self.connections.scalar(
+            select(layers.c.storage_driver).where(layers.c.node == node).limit(1))
+        return used
+
     def ids(self, node: str) -> set[str]:
         return set(self.connections.scalars(select(layers.c.id).where(layers.c.node == node)))

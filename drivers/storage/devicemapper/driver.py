@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from contextlib import AbstractContextManager
 
 from drivers.errors import HostError
+from drivers.storage import ApplyTarget, mounted_target
 from drivers.storage.devicemapper.config import DevicemapperOptions
 from drivers.storage.devicemapper.deviceset import DeviceSet
 from drivers.storage.devicemapper.layout import check_layer_id
@@ -95,6 +97,9 @@ class DevicemapperDriver:
 
     def layers(self) -> list[str]:
         return [d.hash for d in self.devices.list_devices() if d.hash != BASE_HASH]
+
+    def apply_target(self, id: str) -> AbstractContextManager[ApplyTarget]:
+        return mounted_target(self, id)
 
 
 def _check_id(id: str) -> None:
