@@ -703,18 +703,25 @@ class _Tree:
             self._hide(parent, target, (*real_parent, target))
 
     def _overlay_whiteout(self, parent: int, name: str, real: Path) -> None:
-        """The upper holds only this layer's entries: one there stays, and a directory of
-        them stops showing the lowers' contents; else a whiteout hides the lowers' entry."""
+        """What this layer unpacked stays, and a directory of it stops showing the lowers'
+        contents; anything else in the upper is a copy-up of the lowers' (or a whiteout) and
+        goes, and a whiteout hides the lowers' entry."""
         try:
             info = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:
-            if self._below(real) is None:
-                return  # nothing below to hide
-            os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=parent)
-            self.whited.add(real)
-            return
-        if stat.S_ISDIR(info.st_mode) and real not in self.opaque:
-            self._make_opaque(parent, name, real)
+            info = None
+        if info is not None:
+            if real in self.unpacked or real in self.above_unpacked:
+                if stat.S_ISDIR(info.st_mode):
+                    self._hide_lowers_in(parent, name, real)
+                return
+            self._remove(parent, name, info)
+            self.whited.discard(real)
+            self.opaque = {path for path in self.opaque if path[:len(real)] != real}
+        if self._below(real) is None:
+            return  # nothing below to hide
+        os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=parent)
+        self.whited.add(real)
 
     def _opaque(self, parts: Path, entry: str) -> None:
         if self.overlay:
@@ -740,15 +747,9 @@ class _Tree:
 
     def _overlay_opaque(self, parts: Path, entry: str) -> None:
         if not parts:
-            # overlayfs ignores an opaque upper root: each name the lowers show there is
-            # whited out instead, and this layer's directories there made opaque
-            upper = set(_names(self.fd))
-            for name in sorted(upper):
-                info = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
-                if stat.S_ISDIR(info.st_mode) and (name,) not in self.opaque:
-                    self._make_opaque(self.fd, name, (name,))
-            below = {name for lower in self.lowers for name in _names(lower)} - upper
-            for name in sorted(below):
+            # overlayfs ignores an opaque upper root: each name there is whited out instead
+            names = {name for fd in (self.fd, *self.lowers) for name in _names(fd)}
+            for name in sorted(names):
                 self._overlay_whiteout(self.fd, name, (name,))
             return
         found = self.directory(parts, entry, create=False, copy_up=True)
@@ -758,6 +759,33 @@ class _Tree:
         if real not in self.opaque:
             os.setxattr(fd, OVERLAY_OPAQUE, b"y")
             self.opaque.add(real)
+        self._drop_copies(fd, real)
+
+    def _hide_lowers_in(self, parent: int, name: str, real: Path) -> None:
+        """The directory of this layer at ``real`` shows nothing of the lowers any more."""
+        if real not in self.opaque:
+            self._make_opaque(parent, name, real)
+        fd = os.open(name, _DIRECTORY, dir_fd=parent)
+        try:
+            self._drop_copies(fd, real)
+        finally:
+            os.close(fd)
+
+    def _drop_copies(self, fd: int, real: Path) -> None:
+        """Remove from the upper directory ``fd`` what this layer did not unpack: copies of
+        the lowers' entries (and whiteouts), which an opaque directory must not show."""
+        for name in _names(fd):
+            path = (*real, name)
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if path not in self.unpacked and path not in self.above_unpacked:
+                self._remove(fd, name, info)
+                self.whited.discard(path)
+            elif stat.S_ISDIR(info.st_mode):
+                child = os.open(name, _DIRECTORY, dir_fd=fd)
+                try:
+                    self._drop_copies(child, path)
+                finally:
+                    os.close(child)
 
     def _hide(self, parent: int, name: str, real: Path) -> None:
         """Remove what the lower layers put at ``real``, keeping what this layer unpacked."""
