@@ -95,8 +95,9 @@ class Orchestrator:
         storage_options: Mapping[str, Any] | None = None,
         drivers: Drivers | None = None,
     ) -> None:
-        if storage not in (None, "vfs", "devicemapper"):
-            raise ConfigError("storage", storage, "'vfs', 'devicemapper' or None (automatic)")
+        if storage not in (None, "vfs", "overlay", "devicemapper"):
+            raise ConfigError("storage", storage,
+                              "'vfs', 'overlay', 'devicemapper' or None (automatic)")
         if runtime not in ("runc", "crun"):
             raise ConfigError("runtime", runtime, "'runc' or 'crun'")
         check_options(storage, storage_options or {})

@@ -21,7 +21,7 @@ from fsm.cli.context import Context
               help="Data root [env BERTH_ROOT; default /var/lib/berth as root].")
 @click.option("--database-url", envvar="BERTH_DATABASE_URL", metavar="URL",
               help="SQLAlchemy URL [env BERTH_DATABASE_URL; default a SQLite file in the root].")
-@click.option("--storage", type=click.Choice(["vfs", "devicemapper"]), default=None,
+@click.option("--storage", type=click.Choice(["vfs", "overlay", "devicemapper"]), default=None,
               help="Storage driver [default: what the images use, else automatic].")
 @click.option("--runtime", type=click.Choice(["runc", "crun"]), default="runc", show_default=True,
               help="OCI runtime.")
