@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,6 @@ from drivers.storage.vfs import VfsDriver
 from fsm.errors import ConfigError, host_errors
 from fsm.store.database import Database
 
-log = logging.getLogger(__name__)
-
 DRIVERS = ("devicemapper", "overlay", "vfs")
 
 
@@ -21,8 +18,11 @@ def choose_storage(requested: str | None, db: Database, root: Path,
                    node: str | None = None) -> str:
     """The driver the data root's layers already live in (its images', or with ``node`` its
     own layers'), which ``requested`` may only repeat; else ``requested``; else devicemapper
-    where the kernel has the dm-thin target, overlay where the kernel and the data root's
-    filesystem can stack it, vfs everywhere else."""
+    where the kernel has the dm-thin target, vfs everywhere else.
+
+    overlay is chosen only when asked for (``storage="overlay"``) until recovery and ``gc``
+    know its mounts and leftovers (issue 21); then it becomes the default where the kernel and
+    the data root's filesystem can stack it (``overlay_unsupported`` says why not)."""
     used = db.images.storage_driver_in_use()
     if used is None and node is not None:
         used = db.layers.storage_driver_in_use(node)
@@ -36,16 +36,8 @@ def choose_storage(requested: str | None, db: Database, root: Path,
         return requested
     from drivers.storage.devicemapper import dm_thin_available
 
-    if dm_thin_available():
-        return "devicemapper"
-    from drivers.storage.overlay import overlay_unsupported
+    return "devicemapper" if dm_thin_available() else "vfs"
 
-    with host_errors():
-        why_not = overlay_unsupported(root / "overlay")
-    if why_not is None:
-        return "overlay"
-    log.info("storage: vfs, not overlay: %s", why_not)
-    return "vfs"
 
 
 def check_options(name: str | None, options: Mapping[str, Any]) -> None:
