@@ -74,9 +74,14 @@ def known_container_ids(orchestrator: object) -> set[str]:
 
 @pytest.fixture
 def orc(database_url: str, root: Path) -> Iterator[object]:
+    yield from orchestrator_on(database_url, root, "vfs")
+
+
+def orchestrator_on(database_url: str, root: Path, storage: str) -> Iterator[object]:
+    """An orchestrator for one test; afterwards its containers go and nothing may be left."""
     from fsm import Orchestrator
 
-    orchestrator = Orchestrator(database_url=database_url, root=root, storage="vfs")
+    orchestrator = Orchestrator(database_url=database_url, root=root, storage=storage)
     yield orchestrator
     for container in orchestrator.list(all=True):
         try:

@@ -32,25 +32,22 @@ def file(name: str, content: bytes = b"x", mode: int = 0o644) -> Entry:
 
 
 def directory(name: str) -> Entry:
-    def add(tar: tarfile.TarFile) -> None:
-        info = tarfile.TarInfo(name)
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(info)
-    return add
+    return _header(name, tarfile.DIRTYPE, mode=0o755)
 
 
 def symlink(name: str, target: str) -> Entry:
-    def add(tar: tarfile.TarFile) -> None:
-        info = tarfile.TarInfo(name)
-        info.type, info.linkname = tarfile.SYMTYPE, target
-        tar.addfile(info)
-    return add
+    return _header(name, tarfile.SYMTYPE, linkname=target)
 
 
 def hardlink(name: str, target: str) -> Entry:
+    return _header(name, tarfile.LNKTYPE, linkname=target)
+
+
+def _header(name: str, kind: bytes, *, mode: int = 0o644, linkname: str = "") -> Entry:
+    """An entry that is only its header: a directory or a link."""
     def add(tar: tarfile.TarFile) -> None:
         info = tarfile.TarInfo(name)
-        info.type, info.linkname = tarfile.LNKTYPE, target
+        info.type, info.mode, info.linkname = kind, mode, linkname
         tar.addfile(info)
     return add
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import known_container_ids
-from tests.hostcheck import assert_nothing_leaked
+from tests.conftest import orchestrator_on
 from tests.test_images import (  # noqa: F401 - fixtures and tests collected again here
     exports,
     podman_view,
@@ -25,19 +24,10 @@ pytestmark = pytest.mark.root
 @pytest.fixture
 def orc(database_url: str, root: Path) -> Iterator[object]:
     from drivers.storage.overlay import overlay_unsupported
-    from fsm import Orchestrator
 
     why_not = overlay_unsupported(root / "overlay")
     if why_not is not None:
         pytest.skip(why_not)
-    orchestrator = Orchestrator(database_url=database_url, root=root, storage="overlay")
-    assert orchestrator.storage.name == "overlay"
-    yield orchestrator
-    for container in orchestrator.list(all=True):
-        try:
-            orchestrator.remove(container.id, force=True)
-        except Exception:
-            pass
-    seen = known_container_ids(orchestrator)
-    orchestrator.close()
-    assert_nothing_leaked(root, seen)
+    for orchestrator in orchestrator_on(database_url, root, "overlay"):
+        assert orchestrator.storage.name == "overlay"  # type: ignore[attr-defined]
+        yield orchestrator

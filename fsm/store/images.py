@@ -6,16 +6,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
 
 from fsm.info import ImageInfo
 from fsm.store.engine import Connections
-from models import ContainerEvent, Image, ImageName, Layer
+from fsm.store.layers import MARK_READY
+from models import ContainerEvent, Image, ImageName
 
 images = cast(Table, Image.__table__)
 names = cast(Table, ImageName.__table__)
 events = cast(Table, ContainerEvent.__table__)
-layers = cast(Table, Layer.__table__)
 
 _COLUMNS = (images.c.id, images.c.size, images.c.storage_driver, images.c.created_at,
             images.c.top_layer, images.c.config, images.c.repo_digest)
@@ -27,7 +27,6 @@ _NAMES_OF = (select(names.c.name).where(names.c.image_id == bindparam("id"))
              .order_by(names.c.created_at, names.c.name))
 _ALL_NAMES = select(names.c.image_id, names.c.name).order_by(names.c.created_at, names.c.name)
 _ACCOUNTS = select(images.c.accounts).where(images.c.id == bindparam("id"))
-_TOP_OF = select(func.count()).select_from(images).where(images.c.top_layer == bindparam("layer"))
 
 
 class ImageStore:
@@ -65,9 +64,6 @@ class ImageStore:
         found = self.connections.scalar(_ACCOUNTS, {"id": image_id})
         return dict(found or {})
 
-    def is_top_of_an_image(self, layer: str) -> bool:
-        return bool(self.connections.scalar(_TOP_OF, {"layer": layer}))
-
     def storage_driver_in_use(self) -> str | None:
         """The storage driver the images live in, if there are any."""
         used: str | None = self.connections.scalar(select(images.c.storage_driver).limit(1))
@@ -82,10 +78,7 @@ class ImageStore:
         layers for recovery to undo."""
         with self.connections.write() as connection:
             for layer_id, size in new_layers.items():
-                connection.execute(update(layers).where(layers.c.node == node,
-                                                        layers.c.id == layer_id)
-                                   .values(state="ready", size=size, owner=None,
-                                           lease_expires_at=None))
+                connection.execute(MARK_READY, {"w_node": node, "w_id": layer_id, "size": size})
             known = connection.execute(_BY_ID, {"id": image.id}).first() is not None
             if not known:
                 connection.execute(insert(images).values(
@@ -120,12 +113,6 @@ class ImageStore:
             connection.execute(delete(images).where(images.c.id == image_id))
             _event(connection, time, image_id, "delete",
                    {"name": gone[0] if gone else "<none>", "names": gone})
-
-    def ids(self) -> set[str]:
-        return set(self.connections.scalars(select(images.c.id)))
-
-    def top_layers(self) -> set[str]:
-        return set(self.connections.scalars(select(images.c.top_layer)))
 
 
 def _event(connection: Any, time: datetime, image_id: str, action: str,

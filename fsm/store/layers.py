@@ -26,6 +26,8 @@ APPLYING, READY, REMOVING = "applying", "ready", "removing"
 
 _THIS = and_(layers.c.node == bindparam("w_node"), layers.c.id == bindparam("w_id"))
 _GET = select(layers).where(_THIS)
+#: the layer is whole: bind ``w_node``, ``w_id`` and ``size`` (an image's commit runs it too)
+MARK_READY = update(layers).where(_THIS).values(state=READY, owner=None, lease_expires_at=None)
 _PARENT_REFS = (update(layers).where(layers.c.node == bindparam("w_node"),
                                      layers.c.id == bindparam("w_parent")))
 _UNFINISHED = select(layers).where(layers.c.node == bindparam("node"),
@@ -92,15 +94,7 @@ class LayerStore:
         return True
 
     def ready(self, node: str, layer_id: str, size: int) -> None:
-        self._update(
-            update(layers).where(_THIS).values(state=READY, size=size, owner=None,
-                                               lease_expires_at=None),
-            {"w_node": node, "w_id": layer_id})
-
-    def renew(self, node: str, layer_id: str, owner: str, lease_expires_at: datetime) -> None:
-        self._update(
-            update(layers).where(_THIS, layers.c.owner == owner)
-            .values(lease_expires_at=lease_expires_at), {"w_node": node, "w_id": layer_id})
+        self._update(MARK_READY, {"w_node": node, "w_id": layer_id, "size": size})
 
     def claim_unused(self, node: str, layer_id: str, owner: str,
                      lease_expires_at: datetime) -> bool:
@@ -112,14 +106,6 @@ class LayerStore:
                                                      lease_expires_at=lease_expires_at),
                 {"w_node": node, "w_id": layer_id})
             return bool(result.rowcount == 1)
-
-    def claim_for_removal(self, node: str, layer_id: str, owner: str,
-                          lease_expires_at: datetime) -> None:
-        """Mark a container's layer ``removing`` (its container is being removed)."""
-        self._update(
-            update(layers).where(_THIS).values(state=REMOVING, owner=owner,
-                                               lease_expires_at=lease_expires_at),
-            {"w_node": node, "w_id": layer_id})
 
     def forget(self, node: str, layer_id: str) -> str | None:
         """Delete the row once the driver has removed the layer (its parent's count goes down
@@ -139,7 +125,7 @@ class LayerStore:
         """Ready image layers nothing stands on and no image has at its top."""
         return list(self.connections.scalars(_UNUSED_ON_NODE, {"node": node}))
 
-    def _update(self, statement: Update, params: dict[str, str]) -> None:
+    def _update(self, statement: Update, params: dict[str, str | int]) -> None:
         with self.connections.write() as connection:
             connection.execute(statement, params)
 
