@@ -75,9 +75,10 @@ class Orchestrator:
 
     ``database_url`` defaults to ``$BERTH_DATABASE_URL``, else a SQLite file in the data root;
     ``root`` to ``$BERTH_ROOT``, else ``/var/lib/berth`` (root) or ``~/.local/share/berth``.
-    ``storage`` is ``"vfs"``, ``"devicemapper"`` or ``"overlay"`` (opt-in for now); ``None``
-    picks the one the data root's layers already live in (asking for another one there is a
-    :class:`ConfigError`), else devicemapper where the kernel has dm-thin, else vfs. ``runtime`` is
+    ``storage`` is ``"overlay"``, ``"devicemapper"`` or ``"vfs"``; ``None`` picks the one the
+    data root's layers already live in (asking for another one there is a :class:`ConfigError`),
+    else devicemapper where the kernel has dm-thin, else overlay where the kernel and the data
+    root's filesystem can stack it (``berth pool status`` says why not), else vfs. ``runtime`` is
     ``"runc"`` or ``"crun"``. ``recover`` runs :meth:`recover` at once (the default).
     ``storage_options`` tune devicemapper (``{"base_size": "20G", "data_loop_size": "50G"}``).
     ``drivers`` hands in drivers built elsewhere (a test's fault injector, a benchmark's null

@@ -72,9 +72,25 @@ def known_container_ids(orchestrator: object) -> set[str]:
     return {e.container_id for e in orchestrator.events()}  # type: ignore[attr-defined]
 
 
+@pytest.fixture(scope="session")
+def host_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The driver berth picks on a host without dm-thin (the VM's tests cover devicemapper):
+    overlay where the kernel and the test directory's filesystem can stack it, else vfs."""
+    from drivers.storage.overlay import overlay_unsupported
+
+    why_not = overlay_unsupported(tmp_path_factory.mktemp("overlay-check"))
+    return "vfs" if why_not else "overlay"
+
+
 @pytest.fixture
-def orc(database_url: str, root: Path) -> Iterator[object]:
-    yield from orchestrator_on(database_url, root, "vfs")
+def storage(host_storage: str) -> str:
+    """The storage driver of ``orc``; a module overrides it to run on several."""
+    return host_storage
+
+
+@pytest.fixture
+def orc(database_url: str, root: Path, storage: str) -> Iterator[object]:
+    yield from orchestrator_on(database_url, root, storage)
 
 
 def orchestrator_on(database_url: str, root: Path, storage: str) -> Iterator[object]:
@@ -82,6 +98,7 @@ def orchestrator_on(database_url: str, root: Path, storage: str) -> Iterator[obj
     from fsm import Orchestrator
 
     orchestrator = Orchestrator(database_url=database_url, root=root, storage=storage)
+    assert orchestrator.storage.name == storage
     yield orchestrator
     for container in orchestrator.list(all=True):
         try:

@@ -5,8 +5,9 @@ image).
 The test sets ``BERTH_CRASH_AT`` to a crash point; the process kills itself with SIGKILL there,
 as a power cut would, leaving whatever it had done on the host and in the database.
 
-The storage driver is vfs unless ``BERTH_STORAGE`` names another, with ``BERTH_STORAGE_OPTIONS``
-(JSON) as its options: the variables the exit hook reads too (``tests/dm/test_images.py``).
+The storage driver is the one ``BERTH_STORAGE`` names (berth's own choice without it), with
+``BERTH_STORAGE_OPTIONS`` (JSON) as its options: the variables the exit hook reads too
+(``tests/dm/test_images.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fsm import BerthError, Orchestrator
 
 def main(root: str, database_url: str, operation: str, container_id: str) -> int:
     orc = Orchestrator(database_url=database_url, root=root,
-                       storage=os.environ.get("BERTH_STORAGE") or "vfs",
+                       storage=os.environ.get("BERTH_STORAGE") or None,
                        storage_options=json.loads(os.environ.get("BERTH_STORAGE_OPTIONS") or "{}"))
     try:
         if operation == "start":

@@ -3,7 +3,6 @@ container is dead with exit code 128 and one ``die`` event."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ def _assert_died_cleanly(orc: Orchestrator, container_id: str, root: Path, words
 
 def test_missing_layer_fails_while_mounting(orc: Orchestrator, image: str, root: Path) -> None:
     c = orc.create(image, ["true"], network_mode="none")
-    shutil.rmtree(root / "vfs" / "dir" / c.id)  # the image's layer is broken on disk
+    orc.storage.remove(c.id)  # the container's layer is gone from disk
     with pytest.raises(StartFailed, match="mounting the rootfs"):
         orc.start(c.id)
     _assert_died_cleanly(orc, c.id, root, "mounting the rootfs")

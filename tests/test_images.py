@@ -18,6 +18,7 @@ import pytest
 from fsm import BerthError, ConfigError, Orchestrator
 from fsm.errors import ImageInUse, NoSuchImage
 from tests import handmade_layouts as made
+from tests.hostcheck import mounts_under
 from tests.oci_images import (
     BuiltImage,
     Entry,
@@ -34,6 +35,14 @@ from tests.oci_images import (
 
 pytestmark = pytest.mark.root
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["overlay", "vfs"])
+def storage(request: pytest.FixtureRequest, host_storage: str) -> str:
+    """Every image test on overlay and on vfs (on devicemapper: ``tests/dm/test_images.py``)."""
+    if request.param == "overlay" and host_storage != "overlay":
+        pytest.skip("overlay cannot stack layers on this host (berth pool status says why)")
+    return str(request.param)
 SOURCES = ["docker-archive", "oci-archive", "oci-layout", "registry"]
 #: the root directory of a tree is in no layer tar: each storage gives it its own mode
 IGNORED = frozenset({"."})
@@ -70,8 +79,22 @@ def assert_nothing_of_images(orc: Orchestrator) -> None:
     assert orc.images() == []
     assert orc.db.layers.on_node(orc.host.settings.node) == []
     assert orc.storage.layers() == []
+    assert_driver_holds_only_its_layers(orc)
     scratch = orc.host.settings.scratch_dir
     assert not scratch.exists() or list(scratch.iterdir()) == []
+
+
+def assert_driver_holds_only_its_layers(orc: Orchestrator) -> None:
+    """overlay: a directory per layer (no ``.partial`` one, no probe) and one short link each,
+    none dangling; no mount under the data root (nothing runs in these tests)."""
+    assert mounts_under(orc.host.settings.root) == []
+    if orc.storage.name != "overlay":
+        return
+    home = orc.host.settings.root / "overlay"
+    layers = orc.storage.layers()
+    assert sorted(os.listdir(home)) == sorted([*layers, "l"])
+    links = {os.readlink(link) for link in (home / "l").iterdir()}
+    assert links == {f"../{layer}/diff" for layer in layers}
 
 
 def assert_layers_agree(orc: Orchestrator) -> None:
@@ -79,6 +102,7 @@ def assert_layers_agree(orc: Orchestrator) -> None:
     rows = orc.db.layers.on_node(orc.host.settings.node)
     assert all(row.state == "ready" for row in rows), rows
     assert sorted(row.id for row in rows) == sorted(orc.storage.layers())
+    assert_driver_holds_only_its_layers(orc)
     for image in orc.images():
         assert orc.db.layers.get(orc.host.settings.node, image.top_layer) is not None
 
@@ -92,7 +116,10 @@ def test_each_source_gives_podmans_tree_and_the_images_config(
     assert image.id == test_image.image_id
     assert image.diff_ids == list(test_image.diff_ids)
     container = orc.create(name, network_mode="none")
-    tree = file_tree(Path(orc.storage.get(container.id)))
+    try:
+        tree = file_tree(Path(orc.storage.get(container.id)))
+    finally:
+        orc.storage.put(container.id)
     assert tree_diff(
         {k: v for k, v in podman_view.items() if k not in IGNORED},
         {k: v for k, v in tree.items() if k not in IGNORED}) == []
@@ -255,16 +282,25 @@ def test_an_unknown_reference_and_a_registry_that_is_down(
     assert_nothing_of_images(orc)
 
 
-LOAD_POINTS = ["image.after_copy", "image.after_claim_layer", "layer.after_create",
-               "layer.after_fill", "image.before_commit", "image.after_commit"]
-CREATE_POINTS = ["layer.after_create", "create.after_layer", "create.after_insert"]
+LOAD_POINTS = ["image.after_copy", "image.after_claim_layer", "overlay.before_rename",
+               "layer.after_create", "layer.after_fill", "image.reading_accounts",
+               "image.before_commit", "image.after_commit"]
+REMOVAL_POINTS = ["layer.after_claim_removal", "overlay.after_unmount", "overlay.after_rename",
+                  "overlay.after_unlink", "layer.after_remove"]
+CREATE_POINTS = ["overlay.before_rename", "layer.after_create", "create.after_layer",
+                 "create.after_insert"]
 
 
-def _crash(root: Path, database_url: str, operation: str, argument: str, point: str) -> None:
+def _crash(orc: Orchestrator, database_url: str, operation: str, argument: str,
+           point: str) -> None:
+    """Run the operation in a process of its own that SIGKILLs itself at ``point``."""
+    storage, root = orc.storage.name, orc.host.settings.root
+    if point.startswith("overlay.") and storage != "overlay":
+        pytest.skip(f"{point} is a point of the overlay driver")
     result = subprocess.run(
         [sys.executable, "-m", "tests.crash_driver", str(root), database_url, operation,
-         argument], env={**os.environ, "BERTH_CRASH_AT": point}, cwd=REPO,
-        capture_output=True, text=True, timeout=300)
+         argument], env={**os.environ, "BERTH_CRASH_AT": point, "BERTH_STORAGE": storage},
+        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == -signal.SIGKILL, (
         f"the process did not die at {point}: exit {result.returncode}\n{result.stderr}")
 
@@ -273,7 +309,7 @@ def _crash(root: Path, database_url: str, operation: str, argument: str, point: 
 def test_a_load_killed_at_any_point_leaves_nothing_half_made(
         orc: Orchestrator, root: Path, database_url: str, exports: dict[str, Path],
         point: str) -> None:
-    _crash(root, database_url, "load", str(exports["docker-archive"]), point)
+    _crash(orc, database_url, "load", str(exports["docker-archive"]), point)
     orc.recover()
     assert_layers_agree(orc)
     if point == "image.after_commit":
@@ -290,7 +326,7 @@ def test_a_load_killed_at_any_point_leaves_nothing_half_made(
 @pytest.mark.parametrize("point", ["image.during_copy", "layer.after_fill"])
 def test_a_pull_killed_while_copying_or_applying_leaves_nothing_half_made(
         orc: Orchestrator, root: Path, database_url: str, pushed: str, point: str) -> None:
-    _crash(root, database_url, "pull", pushed, point)
+    _crash(orc, database_url, "pull", pushed, point)
     assert orc.host.settings.scratch_dir.exists()
     # skopeo dies with the berth that ran it: nothing keeps writing into the scratch directory
     deadline = time.monotonic() + 10
@@ -316,12 +352,12 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("point", ["layer.after_claim_removal", "layer.after_remove"])
+@pytest.mark.parametrize("point", REMOVAL_POINTS)
 def test_an_image_removal_killed_at_any_point_is_finished_by_recovery(
         orc: Orchestrator, root: Path, database_url: str, exports: dict[str, Path],
         point: str) -> None:
     (image,) = orc.load(exports["oci-layout"])
-    _crash(root, database_url, "rmi", image.name, point)
+    _crash(orc, database_url, "rmi", image.name, point)
     orc.recover()
     assert_nothing_of_images(orc)
 
@@ -331,7 +367,7 @@ def test_a_create_killed_at_any_point_leaves_no_orphan_layer(
         orc: Orchestrator, root: Path, database_url: str, exports: dict[str, Path],
         point: str) -> None:
     (image,) = orc.load(exports["oci-layout"])
-    _crash(root, database_url, "create", image.name, point)
+    _crash(orc, database_url, "create", image.name, point)
     orc.recover()
     assert_layers_agree(orc)
     containers = orc.list(all=True)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import signal
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ from tests import handmade_layouts as made
 from tests.oci_images import file_tree, tree_diff
 
 pytestmark = pytest.mark.root
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -221,7 +226,7 @@ def test_a_mount_made_by_another_process_is_released_by_its_put(driver: OverlayD
     assert not mounts.is_mounted(merged)
 
 
-def test_layers_ignore_the_links_and_partial_layers_and_remove_finishes_them(
+def test_layers_list_partial_layers_apart_from_the_links_and_remove_finishes_them(
         driver: OverlayDriver) -> None:
     driver.create(_id(1), None)
     driver.create(_id(2), _id(1))
@@ -232,7 +237,9 @@ def test_layers_ignore_the_links_and_partial_layers_and_remove_finishes_them(
     os.symlink(f"../{_id(3)}/diff", driver.home / "l" / "ABCDEFGHIJKL")
     # a remove that died after its rename
     os.replace(driver.home / _id(2), driver.home / f"{_id(2)}.partial")
-    assert driver.layers() == [_id(1)] and not driver.exists(_id(3))
+    # listed, so that gc and recovery see them; not whole, so not there for anyone else
+    assert driver.layers() == [_id(1), _id(2), _id(3)]
+    assert not driver.exists(_id(3)) and not driver.exists(_id(2))
     driver.remove(_id(3))
     driver.remove(_id(2))
     assert sorted(os.listdir(driver.home)) == [_id(1), "l"]
@@ -292,3 +299,106 @@ TRICKY["a whiteout below a directory, then of the directory"] = made.layer(
     made.file("d/.wh.a"), made.file(".wh.d"))
 TRICKY["an opaque root over copied-up directories"] = made.layer(
     made.file("d/sub/.wh.b"), made.hardlink("e/link", "e/c"), made.file(".wh..wh..opq"))
+
+
+def test_a_trial_mount_killed_midway_is_undone_by_the_next_trial(tmp_path: Path) -> None:
+    here = tmp_path / "here"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from drivers.storage.overlay import overlay_unsupported; "
+         "overlay_unsupported(Path(sys.argv[1]))", str(here)],
+        env={**os.environ, "BERTH_CRASH_AT": "overlay.probe_mounted"}, cwd=REPO,
+        capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert mounts.mounted_under(str(here)) != []
+    OverlayDriver(here)  # opening the driver there finishes the trial's undoing
+    assert mounts.mounted_under(str(here)) == [] and os.listdir(here) == ["l"]
+
+
+def _berth(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BERTH_ROOT": str(root)}
+    env.pop("BERTH_DATABASE_URL", None)
+    return subprocess.run(["berth", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_new_data_root_gets_overlay_and_keeps_it(tmp_path: Path) -> None:
+    status = _berth(tmp_path / "root", "pool", "status")
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0] == "Storage Driver: overlay"
+    assert any(line.split()[:3] == ["Supports", "d_type", "true"] for line in lines), lines
+    asked = _berth(tmp_path / "root", "--storage", "vfs", "pool", "status")
+    assert asked.returncode == 0 and asked.stdout.startswith("Storage Driver: vfs")
+
+
+def test_a_data_root_on_an_overlayfs_gets_vfs_and_the_reason(tmp_path: Path) -> None:
+    # berth run inside a container: its data root on the container's own overlay
+    for part in ("lower", "upper", "work", "merged"):
+        (tmp_path / part).mkdir()
+    merged = str(tmp_path / "merged")
+    mounts.mount_data("overlay", merged, "overlay",
+                      f"lowerdir={tmp_path}/lower,upperdir={tmp_path}/upper,"
+                      f"workdir={tmp_path}/work")
+    try:
+        status = _berth(tmp_path / "merged" / "root", "pool", "status")
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith("Storage Driver: vfs\n")
+        assert re.search(r"Not Overlay Because +the filesystem of \S+ \(overlay\) does not take "
+                         r"overlay whiteouts", status.stdout), status.stdout
+        refused = _berth(tmp_path / "merged" / "root2", "--storage", "overlay", "pool", "status")
+        assert refused.returncode != 0
+        assert "storage" in refused.stderr and "overlay whiteouts" in refused.stderr
+        assert mounts.mounted_under(merged) == [merged]  # no trial mount left inside
+    finally:
+        mounts.unmount(merged)
+
+
+def test_gc_removes_layers_no_row_owns_their_mounts_and_half_made_ones(tmp_path: Path) -> None:
+    from fsm import Orchestrator
+
+    home = tmp_path / "root" / "overlay"
+    with Orchestrator(root=tmp_path / "root", storage="overlay") as orc:
+        storage = orc.storage
+        # made outside berth's records: a chain with a mount, and a create cut short
+        storage.create(_id(1), None)
+        storage.create(_id(2), _id(1))
+        merged = storage.get(_id(2))
+        (home / f"{_id(3)}.partial" / "diff").mkdir(parents=True)
+        assert orc.gc()["layer"] == [_id(1), _id(2), _id(3)]
+        assert mounts.is_mounted(merged)  # only reported
+        assert orc.gc(remove=True)["layer"] == [_id(1), _id(2), _id(3)]
+        assert mounts.mounted_under(str(tmp_path)) == []
+        assert os.listdir(home) == ["l"] and os.listdir(home / "l") == []
+        assert orc.gc() == {key: [] for key in orc.gc()}
+
+
+ACCOUNTS_BASE = made.layer(made.directory("etc"), made.file("etc/passwd", b"root:x:0:0::/:/\n"),
+                           made.file("etc/group", b"root:x:0:\n"))
+#: a top layer over ACCOUNTS_BASE and a middle layer that adds nothing to /etc
+ACCOUNTS_TOPS = {
+    "nothing of /etc": made.layer(made.file("other", b"o")),
+    "a new passwd": made.layer(made.directory("etc"), made.file("etc/passwd", b"app:x:1:1\n")),
+    "passwd deleted": made.layer(made.directory("etc"), made.file("etc/.wh.passwd")),
+    "/etc deleted": made.layer(made.file(".wh.etc")),
+    "/etc opaque with a group": made.layer(made.directory("etc"),
+                                           made.file("etc/.wh..wh..opq"),
+                                           made.file("etc/group", b"app:x:1:\n")),
+    "/etc a symlink": made.layer(made.file(".wh.etc"), made.symlink("etc", "/etc")),
+}
+
+
+@pytest.mark.parametrize("top", ACCOUNTS_TOPS)
+def test_accounts_read_unmounted_are_what_the_mounted_overlay_shows(
+        driver: OverlayDriver, top: str) -> None:
+    from drivers.image.accounts import read_accounts
+
+    ids = _build(driver, [ACCOUNTS_BASE, made.layer(made.file("middle")), ACCOUNTS_TOPS[top]])
+    with driver.apply_target(ids[-1]) as tree:
+        unmounted = read_accounts(tree.root, tree.lowers)
+    try:
+        mounted = read_accounts(driver.get(ids[-1]))
+    finally:
+        driver.put(ids[-1])
+    assert unmounted == mounted
+    if top == "/etc a symlink":  # never followed to the host's /etc
+        assert unmounted == {"passwd": "", "group": ""}

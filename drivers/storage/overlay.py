@@ -25,6 +25,7 @@ import base64
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import re
 import secrets
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from drivers import mounts
 from drivers.commands import QUICK, run
+from drivers.crashpoints import crash_point
 from drivers.errors import HostError, NoSuchDevice
 from drivers.storage import ApplyTarget
 
@@ -47,6 +49,10 @@ MAX_LOWERS = 500
 #: what the kernel copies of a mount's data: one page, its terminating NUL included
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _ID = re.compile(r"[0-9A-Za-z_-]{2,64}")
+#: a layer made or deleted under this suffix is not whole (a crash may leave one)
+PARTIAL = ".partial"
+#: where :func:`overlay_unsupported` tries a real overlay mount (a dot: never a layer id)
+PROBE = ".probe"
 
 
 class OverlayDriver:
@@ -67,6 +73,9 @@ class OverlayDriver:
         self.home = home
         self.links = home / LINK_DIR
         self.links.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if os.path.lexists(home / PROBE):
+            with _probe_lock(home):
+                _remove_probe(home)
         # users of each mount in this process; a mount found already there counts as one user
         # (moby's RefCounter): a container mounted by one berth process is released by another
         self._users: dict[str, int] = {}
@@ -93,7 +102,7 @@ class OverlayDriver:
             parent_diff = parent_home / "diff"
         # built under a temporary name and renamed, so that a crash never leaves a half-made
         # layer under its real name; ``remove`` finds the partial one and its link
-        partial = self.home / f"{id}.partial"
+        partial = self.home / f"{id}{PARTIAL}"
         self._remove_tree(partial, id)
         partial.mkdir(mode=0o700)
         diff = partial / "diff"
@@ -110,6 +119,7 @@ class OverlayDriver:
         if lowers:
             (partial / "lower").write_text(":".join(lowers), encoding="ascii")
         os.symlink(f"../{id}/diff", self.links / link)
+        crash_point("overlay.before_rename")
         os.replace(partial, target)
 
     def remove(self, id: str) -> None:
@@ -117,15 +127,17 @@ class OverlayDriver:
         already removed."""
         _check_id(id)
         self._users.pop(id, None)
-        partial = self.home / f"{id}.partial"
+        partial = self.home / f"{id}{PARTIAL}"
         self._remove_tree(partial, id)
         target = self._path(id)
         if not target.exists():
             return
         mounts.unmount(str(target / "merged"))
+        crash_point("overlay.after_unmount")
         # renamed first, so that a crash during the deletion never leaves a layer that looks
         # whole under its name
         os.replace(target, partial)
+        crash_point("overlay.after_rename")
         self._remove_tree(partial, id)
 
     def _remove_tree(self, directory: Path, id: str) -> None:
@@ -136,15 +148,22 @@ class OverlayDriver:
             link = self.links / _read(directory / "link")
             if os.readlink(link) == f"../{id}/diff":
                 link.unlink()
+        crash_point("overlay.after_unlink")
         shutil.rmtree(directory)
 
     def exists(self, id: str) -> bool:
         return _ID.fullmatch(id) is not None and (self._path(id) / "diff").is_dir()
 
     def layers(self) -> list[str]:
-        return sorted(entry.name for entry in os.scandir(self.home)
-                      if entry.name != LINK_DIR and _ID.fullmatch(entry.name) is not None
-                      and entry.is_dir(follow_symlinks=False))
+        """Every layer with a directory here, whole or ``.partial`` (half made or half
+        removed: still the driver's to remove)."""
+        found = set()
+        for entry in os.scandir(self.home):
+            id = entry.name.removesuffix(PARTIAL)
+            if (id != LINK_DIR and _ID.fullmatch(id) is not None
+                    and entry.is_dir(follow_symlinks=False)):
+                found.add(id)
+        return sorted(found)
 
     # -- mounts -------------------------------------------------------------------------
 
@@ -164,6 +183,7 @@ class OverlayDriver:
             users = 1
         if users == 0:
             self._mount(id, lowers, mount_label)
+            crash_point("overlay.after_mount")
         self._users[id] = users + 1
         return merged
 
@@ -244,7 +264,7 @@ class OverlayDriver:
             with contextlib.suppress(OSError):
                 target = os.readlink(entry.path)  # ../<id>/diff
                 id = target.split("/")[1]
-                if not self._path(id).exists() and not (self.home / f"{id}.partial").exists():
+                if not self._path(id).exists() and not (self.home / f"{id}{PARTIAL}").exists():
                     os.unlink(entry.path)
 
 
@@ -277,41 +297,68 @@ def overlay_unsupported(directory: Path) -> str | None:
     """Why overlay cannot hold layers under ``directory`` (made if missing), as a sentence;
     None when it can: the kernel has overlayfs, the filesystem reports file types in its
     directory entries (d_type) and takes ``trusted.*`` attributes, and an overlay with a whiteout
-    and an opaque directory actually mounts there and shows what it should."""
+    and an opaque directory actually mounts there and shows what it should.
+
+    The trial is made in ``directory/.probe``, one process at a time; what a process killed
+    during it left (a mount included) goes first."""
     if not _kernel_has_overlay():
         return "the kernel has no overlayfs (not in /proc/filesystems; modprobe overlay)"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fstype = backing_filesystem(directory)
-    probe = directory / f"probe-{secrets.token_hex(4)}.partial"
-    try:
-        for part in ("lower/gone", "lower/opaque/old", "upper/opaque", "work", "merged"):
-            (probe / part).mkdir(parents=True)
-        if not supports_d_type(probe):
-            return (f"the filesystem of {directory} ({fstype}) does not report file types in "
-                    "directory entries (d_type; XFS needs ftype=1)")
+    with _probe_lock(directory):
+        _remove_probe(directory)
         try:
-            os.setxattr(probe / "upper" / "opaque", "trusted.overlay.opaque", b"y")
-        except OSError as error:
-            return (f"the filesystem of {directory} ({fstype}) does not take trusted.* extended "
-                    f"attributes: {error.strerror}")
-        os.mknod(probe / "upper" / "gone", stat.S_IFCHR | 0o600, os.makedev(0, 0))
-        merged = str(probe / "merged")
-        try:
-            mounts.mount_data("overlay", merged, "overlay",
-                              _mount_data([str(probe / "lower")], str(probe / "upper"),
-                                          str(probe / "work")))
-        except HostError as error:
-            return f"overlayfs does not mount on {directory} ({fstype}): {error.stderr}"
-        try:
-            if os.path.lexists(probe / "merged" / "gone") or os.listdir(probe / "merged" /
-                                                                       "opaque"):
-                return (f"overlayfs on {directory} ({fstype}) does not honour whiteouts or "
-                        "opaque directories")
+            return _try_overlay(directory, directory / PROBE)
         finally:
-            mounts.unmount(merged)
-        return None
+            _remove_probe(directory)
+
+
+def _try_overlay(directory: Path, probe: Path) -> str | None:
+    fstype = backing_filesystem(directory)
+    for part in ("lower/gone", "lower/opaque/old", "upper/opaque", "work", "merged"):
+        (probe / part).mkdir(parents=True)
+    if not supports_d_type(probe):
+        return (f"the filesystem of {directory} ({fstype}) does not report file types in "
+                "directory entries (d_type; XFS needs ftype=1)")
+    try:
+        os.setxattr(probe / "upper" / "opaque", "trusted.overlay.opaque", b"y")
+    except OSError as error:
+        return (f"the filesystem of {directory} ({fstype}) does not take trusted.* extended "
+                f"attributes: {error.strerror}")
+    try:
+        os.mknod(probe / "upper" / "gone", stat.S_IFCHR | 0o600, os.makedev(0, 0))
+    except OSError as error:
+        return (f"the filesystem of {directory} ({fstype}) does not take overlay whiteouts "
+                f"(0:0 character devices): {error.strerror}")
+    try:
+        mounts.mount_data("overlay", str(probe / "merged"), "overlay",
+                          _mount_data([str(probe / "lower")], str(probe / "upper"),
+                                      str(probe / "work")))
+    except HostError as error:
+        return f"overlayfs does not mount on {directory} ({fstype}): {error.stderr}"
+    crash_point("overlay.probe_mounted")
+    if os.path.lexists(probe / "merged" / "gone") or os.listdir(probe / "merged" / "opaque"):
+        return (f"overlayfs on {directory} ({fstype}) does not honour whiteouts or opaque "
+                "directories")
+    return None
+
+
+@contextmanager
+def _probe_lock(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the directory itself: the kernel drops it when its holder dies,
+    so a probe left by a dead process is never taken for a live one's."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        shutil.rmtree(probe, ignore_errors=True)
+        os.close(fd)
+
+
+def _remove_probe(directory: Path) -> None:
+    probe = directory / PROBE
+    if os.path.lexists(probe):
+        mounts.unmount(str(probe / "merged"))
+        shutil.rmtree(probe)
 
 
 def _kernel_has_overlay() -> bool:

@@ -33,8 +33,10 @@ NO_REFLINK = frozenset({errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTT
 class VfsDriver:
     name = "vfs"
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, why_not_overlay: str | None = None) -> None:
         self.home = home
+        #: when chosen for want of overlay: the host's reason, for ``pool status``
+        self.why_not_overlay = why_not_overlay
         self.dirs = home / "dir"
         self.dirs.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -80,13 +82,17 @@ class VfsDriver:
         return self._path(id).is_dir()
 
     def status(self) -> list[tuple[str, str]]:
-        return [("Root Dir", str(self.dirs)), ("Layers", str(len(self.layers())))]
+        facts = [("Root Dir", str(self.dirs)), ("Layers", str(len(self.layers())))]
+        if self.why_not_overlay:
+            facts.append(("Not Overlay Because", self.why_not_overlay))
+        return facts
 
     def cleanup(self) -> None:
         """Nothing is held on the host between calls."""
 
     def layers(self) -> list[str]:
-        return sorted(p.name for p in self.dirs.iterdir() if not p.name.endswith(".partial"))
+        """Every layer with a directory, whole or ``.partial`` (still the driver's to remove)."""
+        return sorted({p.name.removesuffix(".partial") for p in self.dirs.iterdir()})
 
     def apply_target(self, id: str) -> AbstractContextManager[ApplyTarget]:
         return mounted_target(self, id)

@@ -70,10 +70,8 @@ def _applier(blob: LayerBlob) -> Callable[[ApplyTarget], int]:
 
 
 def accounts_of(host: Host, top: str) -> dict[str, str]:
-    """The top layer's ``/etc/passwd`` and ``/etc/group``."""
-    with host_errors():
-        root = host.storage.get(top)
-        try:
-            return read_accounts(root)
-        finally:
-            host.storage.put(top)
+    """The top layer's ``/etc/passwd`` and ``/etc/group``, read where its tree is written
+    (overlay: its diff over its parents', unmounted, so a kill leaves no mount behind)."""
+    with host_errors(), host.storage.apply_target(top) as tree:
+        crash_point("image.reading_accounts")
+        return read_accounts(tree.root, tree.lowers)
