@@ -22,7 +22,8 @@ from fsm import (
 
 def main(root: str, url: str, seconds: str, seed: str, *ids: str) -> int:
     rng = random.Random(int(seed))
-    orc = Orchestrator(database_url=url, root=root, storage="vfs")
+    # storage=None: the driver the root's layers live in
+    orc = Orchestrator(database_url=url, root=root, storage=None)
     counts: dict[str, int] = {}
     unexpected: list[str] = []
     deadline = time.monotonic() + float(seconds)

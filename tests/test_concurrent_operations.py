@@ -42,7 +42,7 @@ def _in_threads(*calls: object) -> list[object]:
 @pytest.fixture
 def other(orc: Orchestrator, database_url: str, root: Path) -> Iterator[Orchestrator]:
     """A second orchestrator process's view of the same database and host."""
-    with Orchestrator(database_url=database_url, root=root, storage="vfs",
+    with Orchestrator(database_url=database_url, root=root, storage=orc.storage.name,
                       recover=False) as second:
         yield second
 

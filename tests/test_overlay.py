@@ -226,6 +226,19 @@ def test_a_mount_made_by_another_process_is_released_by_its_put(driver: OverlayD
     assert not mounts.is_mounted(merged)
 
 
+def test_a_layer_another_process_unmounted_is_mounted_again_by_the_next_get(
+        driver: OverlayDriver) -> None:
+    # a container started here, stopped by another berth process, started here again
+    driver.create(_id(1), None)
+    driver.create(_id(2), _id(1))
+    (driver.home / _id(1) / "diff" / "bin").mkdir()
+    merged = driver.get(_id(2))
+    OverlayDriver(driver.home).put(_id(2))
+    assert driver.get(_id(2)) == merged and os.listdir(merged) == ["bin"]
+    driver.put(_id(2))
+    assert not mounts.is_mounted(merged)
+
+
 def test_layers_list_partial_layers_apart_from_the_links_and_remove_finishes_them(
         driver: OverlayDriver) -> None:
     driver.create(_id(1), None)

@@ -111,7 +111,7 @@ def test_a_stop_ends_when_another_process_fired_the_exit(
     created = orc.create(image, ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"],
                          network_mode="none")
     orc.start(created.id)
-    other = Orchestrator(database_url=database_url, root=root, storage="vfs",
+    other = Orchestrator(database_url=database_url, root=root, storage=orc.storage.name,
                          drivers=Drivers(runtime=HiddenExitRecord(orc.runtime)))  # type: ignore[arg-type]
     stopped: dict[str, object] = {}
 

@@ -173,7 +173,8 @@ def test_a_stop_that_races_a_restart_leaves_nothing_in_flight(
     with orc.db.engine.begin() as connection:
         connection.execute(Container.__table__.update()
                            .where(Container.id == created.id).values(manually_stopped=False))
-    restarter = Orchestrator(database_url=database_url, root=root, storage="vfs", recover=False)
+    restarter = Orchestrator(database_url=database_url, root=root, storage=orc.storage.name,
+                             recover=False)
     try:
         fault = RestartBetweenLoadAndWrite(orc.runner, restarter.runner)
         info = orc.stop(created.id, timeout=0)

@@ -178,12 +178,14 @@ class OverlayDriver:
         if not lowers:
             return str(home / "diff")
         merged = str(home / "merged")
-        users = self._users.get(id, 0)
-        if users == 0 and mounts.is_mounted(merged):
-            users = 1
-        if users == 0:
+        # the mount table is the truth: another process may have unmounted what this one
+        # counted (a stop run elsewhere), or mounted what it did not (a start run elsewhere)
+        if mounts.is_mounted(merged):
+            users = self._users.get(id, 0) or 1
+        else:
             self._mount(id, lowers, mount_label)
             crash_point("overlay.after_mount")
+            users = 0
         self._users[id] = users + 1
         return merged
 
@@ -192,11 +194,10 @@ class OverlayDriver:
         nothing, except on a mount left by another process, which it releases."""
         _check_id(id)
         merged = str(self._path(id) / "merged")
-        users = self._users.get(id, 0)
-        if users == 0:
-            if not mounts.is_mounted(merged):
-                return
-            users = 1
+        if not mounts.is_mounted(merged):
+            self._users.pop(id, None)
+            return
+        users = self._users.get(id, 0) or 1
         if users > 1:
             self._users[id] = users - 1
             return
@@ -255,7 +256,8 @@ class OverlayDriver:
         return [("Root Dir", str(self.home)),
                 ("Backing Filesystem", backing_filesystem(self.home)),
                 ("Supports d_type", "true" if supports_d_type(self.home) else "false"),
-                ("Layers", str(len(self.layers())))]
+                ("Layers", str(len(self.layers()))),
+                ("Mounted Layers", str(len(mounts.mounted_under(str(self.home)))))]
 
     def cleanup(self) -> None:
         """Mounts stay (running containers use them); short links whose layer is gone (a crash

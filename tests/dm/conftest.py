@@ -25,7 +25,7 @@ from models.thin import ThinDevice, ThinPool
 from tests.dm.helpers import SMALL, force_clean, host_leftovers, release_all
 
 
-def _dm_thin_missing() -> str | None:
+def dm_thin_missing() -> str | None:
     if os.geteuid() != 0:
         return "needs root (loop devices, device-mapper, mounts)"
     with contextlib.suppress(HostError):
@@ -43,7 +43,7 @@ def _dm_thin_missing() -> str | None:
 
 @pytest.fixture(scope="session")
 def dm_thin() -> None:
-    reason = _dm_thin_missing()
+    reason = dm_thin_missing()
     if reason is not None:
         pytest.skip(reason)
 
