@@ -17,9 +17,11 @@ removed after it stops):
 - ``berth``: the console script as pip writes it (``benchmarks.scale.console_script``, this
   checkout on ``PYTHONPATH``, its bytecode cached in the work directory even where
   ``PYTHONDONTWRITEBYTECODE`` is set, as an installed berth's is), ``--root`` a new directory
-  (its SQLite database inside), the storage driver berth picks on its own (vfs where the kernel
-  has no dm-thin):
-  ``berth pull --tls-verify=false -q REF`` and ``berth image load -q -i ARCHIVE``;
+  (its SQLite database inside), the storage driver berth picks on its own, or the one
+  ``--storage`` names (``overlay``, as podman's: a new root asked for overlay is probed first,
+  which the timed command pays):
+  ``berth [--storage DRIVER] pull --tls-verify=false -q REF`` and ``berth [--storage DRIVER]
+  image load -q -i ARCHIVE``;
 - ``podman overlay`` (podman's default driver here) and ``podman vfs``: Debian's podman with a
   new private ``--root``/``--runroot`` and configuration (``tests.oci_images.Storage``):
   ``podman pull --quiet --tls-verify=false REF`` and ``podman load --quiet -i ARCHIVE``;
@@ -32,14 +34,14 @@ removed after it stops):
 ``x podman`` is each median over ``podman overlay``'s median for the same image and operation;
 the budgets (issue: pull and load <= 1.5 x podman's, cold) are checked against it.
 
-``--profile`` then runs berth's pull and load of the big image once each under cProfile and
-prints where the time went (imports, opening the orchestrator, skopeo, reading the layout,
-applying layers, vfs copies of parent layers, the database).
+``--profile`` then runs berth's pull and load of each image once under cProfile and prints
+where the time went (imports, opening the orchestrator, skopeo, reading the layout,
+applying layers, vfs copies of parent layers or overlay's layer directories, the database).
 
 ``--quick`` (the smoke run): the small image, berth and podman overlay, one round, no warm-up.
 
 Run: ``sudo python -m benchmarks.image_pull_load [--quick] [--rounds N] [--big-mib N]
-[--profile]``
+[--storage overlay|vfs|devicemapper] [--profile]``
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks._common import banner, median, parser, print_table, spread
-from benchmarks.scale import command_env, console_script
+from benchmarks.scale import cached_bytecode_env, console_script
 
 BUDGET = 1.5
 BIG_FILE = 128 << 10
@@ -143,10 +145,13 @@ def _big_image(small: object, mib: int) -> object:
 class Berth:
     """Whole ``berth`` commands, each into a new data root under ``work``."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, storage: str | None) -> None:
         self.work = work / "berth"
         self.work.mkdir()
         self.script = console_script(self.work)
+        #: the command and its global options: ``--storage`` when a driver is asked for, else
+        #: berth picks its own
+        self.command = [str(self.script), *(["--storage", storage] if storage else [])]
         self.count = 0
         self.driver = "?"
         #: the commands whose first run was checked (an image stored, its driver)
@@ -155,11 +160,8 @@ class Berth:
     def _fresh(self) -> tuple[Path, dict[str, str]]:
         self.count += 1
         root = self.work / f"root-{self.count}"
-        env = command_env(BERTH_ROOT=str(root), BERTH_DATABASE_URL=f"sqlite:///{root / 'berth.db'}",
-                          PYTHONPYCACHEPREFIX=str(self.work / "pycache"))
-        # as an operator runs it: the bytecode of berth's modules cached after the first run
-        # (an environment that forbids writing it would have every run compile them again)
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env = cached_bytecode_env(self.work / "pycache", BERTH_ROOT=str(root),
+                                  BERTH_DATABASE_URL=f"sqlite:///{root / 'berth.db'}")
         return root, env
 
     def timed(self, *args: str) -> Callable[[], float]:
@@ -167,7 +169,7 @@ class Berth:
             root, env = self._fresh()
             try:
                 start = time.perf_counter()
-                checked([str(self.script), *args], env)
+                checked([*self.command, *args], env)
                 elapsed = ms_since(start)
                 if args[0] != "images" and args not in self.checked:
                     self._check_stored(root, env)
@@ -181,10 +183,10 @@ class Berth:
         """One image stored, and which storage driver berth picked."""
         import json
 
-        listed = checked([str(self.script), "image", "ls", "-q"], env).split()
+        listed = checked([*self.command, "image", "ls", "-q"], env).split()
         if len(listed) != 1:
             raise RuntimeError(f"berth holds {len(listed)} images, not 1, in {root}")
-        inspected = json.loads(checked([str(self.script), "image", "inspect", listed[0]], env))
+        inspected = json.loads(checked([*self.command, "image", "inspect", listed[0]], env))
         self.driver = str(inspected[0]["StorageDriver"])
 
     def profile(self, *args: str) -> pstats.Stats:
@@ -192,7 +194,7 @@ class Berth:
         root, env = self._fresh()
         output = self.work / f"profile-{self.count}.prof"
         try:
-            checked([sys.executable, "-m", "cProfile", "-o", str(output), str(self.script),
+            checked([sys.executable, "-m", "cProfile", "-o", str(output), *self.command,
                      *args], env)
             return pstats.Stats(str(output))
         finally:
@@ -309,7 +311,9 @@ def main() -> None:
     arguments.add_argument("--big-mib", type=int, default=150,
                            help="MiB of files in the big image's extra layer (default 150)")
     arguments.add_argument("--profile", action="store_true",
-                           help="then profile one berth pull and load of the big image")
+                           help="then profile one berth pull and load of each image")
+    arguments.add_argument("--storage", choices=("overlay", "vfs", "devicemapper"), default=None,
+                           help="berth's storage driver (default: berth's own choice)")
     args = arguments.parse_args()
     banner("image_pull_load", args.quick)
     if os.geteuid() != 0:
@@ -333,7 +337,7 @@ def main() -> None:
             for s in sources))
         print(f"podman {checked(['podman', '--version']).split()[-1]}, "
               f"{checked(['skopeo', '--version']).strip()}; work directory {work}")
-        berth = Berth(work)
+        berth = Berth(work, args.storage)
         podmans = [Podman(work, "overlay")] + ([] if args.quick else [Podman(work, "vfs")])
         skopeo = None if args.quick else Skopeo(work)
         groups: dict[str, list[Variant]] = {}
@@ -347,12 +351,13 @@ def main() -> None:
             print("warm-up round (page cache, binaries, imports): not counted", flush=True)
             run_rounds(1, groups)
         samples = run_rounds(rounds, groups)
-        report(samples, rounds, berth.driver, sources)
+        report(samples, rounds, berth.driver, args.storage, sources)
         if args.profile and not args.quick:
-            big = sources[-1]
-            profile("pull", big, berth.profile("pull", "--tls-verify=false", "-q",
-                                               big.reference))
-            profile("load", big, berth.profile("image", "load", "-q", "-i", str(big.archive)))
+            for source in sources:  # the small image: start-up; the big one: the data
+                profile("pull", source, berth.profile("pull", "--tls-verify=false", "-q",
+                                                      source.reference))
+                profile("load", source, berth.profile("image", "load", "-q", "-i",
+                                                      str(source.archive)))
     finally:
         for thing in reversed(closing):
             try:
@@ -363,7 +368,7 @@ def main() -> None:
 
 
 def report(samples: dict[str, dict[str, list[float]]], rounds: int, driver: str,
-           sources: list[Source]) -> None:
+           asked: str | None, sources: list[Source]) -> None:
     sizes = {s.label: s.archive_mib for s in sources}
     for group, by_tool in samples.items():
         reference = median(by_tool.get("podman overlay", []))
@@ -373,7 +378,8 @@ def report(samples: dict[str, dict[str, list[float]]], rounds: int, driver: str,
         what = f"{group}" + (f" ({size:.1f} MiB uncompressed)" if size else "")
         print_table(f"{what}: ms, median of {rounds} rounds, each into empty storage",
                     ["tool", "median", "min..max", "x podman"], rows)
-    print(f"\nberth's storage driver: {driver}")
+    how = f"asked for with --storage {asked}" if asked else "berth's own choice"
+    print(f"\nberth's storage driver: {driver} ({how})")
     for group, by_tool in samples.items():
         if group == "empty root":
             continue
@@ -390,8 +396,10 @@ PHASES = (
     ("drivers/image/skopeo.py", "copy_to_layout", "skopeo copy (a subprocess)"),
     ("drivers/image/skopeo.py", "archive_images", "listing the archive (tarfile)"),
     ("drivers/image/layout.py", "read_layout", "reading the OCI layout"),
-    ("fsm/images/chain.py", "apply_chain", "all layers: rows, vfs copies, applying"),
+    ("fsm/images/chain.py", "apply_chain", "all layers: rows, driver layers, applying"),
     ("drivers/storage/vfs.py", "create", "  vfs copies of parent layers"),
+    ("drivers/storage/overlay.py", "create", "  overlay layer directories"),
+    ("drivers/storage/overlay.py", "overlay_unsupported", "probing a new root for overlay"),
     ("drivers/image/apply.py", "apply_layer", "  applying tars (gunzip, digests, writes)"),
     ("fsm/steps/layers.py", "claim_layer", "  layer rows (claims)"),
     ("fsm/images/chain.py", "accounts_of", "reading /etc/passwd and group"),

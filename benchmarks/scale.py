@@ -258,6 +258,16 @@ def command_env(**settings: str) -> dict[str, str]:
             "PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
 
 
+def cached_bytecode_env(pycache: Path, **settings: str) -> dict[str, str]:
+    """:func:`command_env` for commands timed as an operator runs them: the bytecode of berth's
+    modules written under ``pycache`` by the first run and read by the next, as an installed
+    berth's is, even where the environment forbids writing it (``PYTHONDONTWRITEBYTECODE``:
+    every run would compile ~100 modules again, ~0.3 s)."""
+    env = command_env(PYTHONPYCACHEPREFIX=str(pycache), **settings)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def command(argv: list[str], env: dict[str, str]) -> Callable[[], float]:
     """A whole command in a subprocess, output discarded: its wall time in ms."""
 

@@ -2,8 +2,10 @@
 # Runs every benchmark in --quick mode: a smoke test that the scripts still work (the figures
 # printed mean nothing). From anywhere: bash benchmarks/smoke.sh [script ...] (default: all).
 # Exits non-zero on the first script that fails. What needs root (start_latency, fsm_overhead's
-# runc side, image_pull_load) or dm-thin (thin_snapshot, image_create) is skipped with a note without it;
-# image_pull_load also without buildah, podman, skopeo or docker-registry.
+# runc side, image_pull_load, image_create) or dm-thin (thin_snapshot) is skipped with a note
+# without it; image_create without dm-thin measures overlay and vfs on the host instead (skipped
+# only where overlay cannot mount either); image_pull_load is skipped without buildah, podman,
+# skopeo or docker-registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
