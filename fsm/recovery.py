@@ -64,8 +64,8 @@ def _abandoned(container: LiveContainer, lease_expires_at: datetime | None, now:
 
 def _take_over(runner: Runner, container: LiveContainer, report: dict[str, list[str]]) -> None:
     if container.state == states.STOPPING:
-        runner.fire(container, "exit", exit_code=_finish_process(runner, container))
-        report["exited"].append(container.id)
+        if runner.fire_exit(container.id, container.run, _finish_process(runner, container)):
+            report["exited"].append(container.id)
         return
     runner.fail(container, INTERRUPTED)
     report["failed"].append(container.id)
@@ -79,8 +79,8 @@ def _reconcile_running(runner: Runner, container: LiveContainer,
         # the shim records the exit when it comes (it may be between the process's end and
         # writing its exit file right now)
         return
-    runner.fire(container, "exit", exit_code=status.exit_code if status else 128)
-    report["exited"].append(container.id)
+    if runner.fire_exit(container.id, container.run, status.exit_code if status else 128):
+        report["exited"].append(container.id)
 
 
 def _finish_process(runner: Runner, container: LiveContainer) -> int:

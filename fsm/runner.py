@@ -7,9 +7,12 @@ and the exit hook all drive containers through a :class:`Runner`; it knows the h
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from drivers.crashpoints import crash_point
@@ -212,18 +215,36 @@ class Runner:
         committed the exit."""
         deadline = time.monotonic() + self.host.lease.total_seconds()
         while True:
-            container = self.db.containers.load(container_id)
-            if container is None or container.run != run:
+            state = self.db.containers.state_of(container_id)
+            if state is None or state[1] != run:
                 return False
-            if container.state in (states.RUNNING, states.STOPPING):
-                try:
-                    self.fire(container, "exit", exit_code=exit_code)
-                except ConcurrentTransition:
-                    continue
-                return True
-            if container.state not in STARTING or time.monotonic() >= deadline:
+            if state[0] in (states.RUNNING, states.STOPPING):
+                if self.fire_exit(container_id, run, exit_code):
+                    return True
+                continue
+            if state[0] not in STARTING or time.monotonic() >= deadline:
                 return False
             time.sleep(POLL_SECONDS)
+
+    def fire_exit(self, container_id: str, run: int, exit_code: int) -> bool:
+        """Fire ``exit`` for ``run`` if the row is still at that run, running or stopping;
+        False when it is not (any more).
+
+        ``wait``, ``stop``, the exit hook and recovery may all see the same exit. ``exit``'s
+        side effects (the undo steps) run before its compare-and-swap, so two firers would both
+        undo, and the later one, if the next run had started meanwhile, would unmount or kill
+        *that* run. So they take turns, under a lock of the container's on this host (its
+        resources are this node's), each reading the row afresh once it holds it."""
+        with _held(self.host.paths(container_id).exit_lock):
+            container = self.db.containers.load(container_id)
+            if (container is None or container.run != run
+                    or container.state not in (states.RUNNING, states.STOPPING)):
+                return False
+            try:
+                self.fire(container, "exit", exit_code=exit_code)
+            except ConcurrentTransition:
+                return False  # moved by a transition that needs no lock (a stop)
+            return True
 
     def report_exit_fired(self, paths: ContainerPaths, status: ExitStatus,
                           info: ContainerInfo) -> None:
@@ -248,12 +269,12 @@ class Runner:
                     announce(paths)
                     status = self.host.runtime.exit_status(paths)
                     if status is not None:
-                        try:
-                            with self.db.connections.operation():
-                                self.fire(container, "exit", exit_code=status.exit_code)
+                        with self.db.connections.operation():
+                            fired = self.fire_exit(container.id, container.run,
+                                                   status.exit_code)
+                        if fired:
                             handled = (paths, status)
-                        except ConcurrentTransition:
-                            container = self.db.resolve(container.id)  # fired elsewhere
+                        container = self.db.resolve(container.id)
                         continue
                 if deadline is not None and time.monotonic() >= deadline:
                     raise Timeout(f"container {container.id[:12]} still runs after {timeout:g}s")
@@ -324,6 +345,19 @@ class Runner:
 
 #: what :meth:`Runner._await_exit` returns when another process fired the run's ``exit``
 _FIRED_ELSEWHERE = ExitStatus(-1, 0.0)
+
+
+@contextlib.contextmanager
+def _held(lock: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock`` (made if missing): released by the kernel when the
+    holder dies, so a crash never leaves it held."""
+    lock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _may_restart(container: LiveContainer) -> bool:

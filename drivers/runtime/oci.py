@@ -78,6 +78,11 @@ class ContainerPaths:
         return self._of_run("exit", "handled")
 
     @property
+    def exit_lock(self) -> Path:
+        """Held (``flock``) by whoever fires a run's ``exit``: one at a time per container."""
+        return self.root / "exit.lock"
+
+    @property
     def shm(self) -> Path:
         """The container's /dev/shm, a tmpfs mounted here on the host."""
         return self.root / "shm"
