@@ -32,7 +32,8 @@ class ContainerInfo:
     manually_stopped: bool
     #: cmd, env, working_dir, exposed_ports, user, stop_signal, labels
     config: dict[str, Any]
-    #: network_mode, ipc_mode, links, mounts, tmpfs, restart_policy, shm_size
+    #: network_mode, ipc_mode, links, mounts, tmpfs, restart_policy, shm_size,
+    #: auto_remove, log_max_size
     host_config: dict[str, Any]
     #: in-flight states: the orchestrator driving it (``node:pid:start-time``)
     owner: str | None = None

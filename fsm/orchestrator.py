@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -26,6 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy.exc import IntegrityError
 
 from drivers.crashpoints import crash_point
+from drivers.runtime.logs import LogLine, follow_lines, read_lines, selected
 from drivers.runtime.oci import ContainerPaths, OCIRuntime
 from drivers.storage import StorageDriver
 from fsm import states, validation
@@ -192,6 +193,7 @@ class Orchestrator:
         exposed_ports: Sequence[str] | None = None,
         shm_size: str | int | None = None,
         auto_remove: bool = False,
+        log_max_size: str | int | None = None,
     ) -> ContainerInfo:
         """Create a container (state ``created``) from ``image``, to run ``command``.
 
@@ -203,7 +205,8 @@ class Orchestrator:
         :class:`ConfigError` naming it, an unknown image :class:`NoSuchImage`, a taken name
         :class:`NameInUse`; then the container's layer is made and its row committed.
         ``auto_remove`` removes the container when its process exits (``run --rm -d``), unless
-        its restart policy starts it again.
+        its restart policy starts it again. ``log_max_size`` (``10m``, bytes) caps its log: past
+        it, conmon starts the log afresh (the newest lines stay), across restarts too.
         """
         if not isinstance(auto_remove, bool):
             raise ConfigError("auto_remove", auto_remove, "True or False")
@@ -221,6 +224,8 @@ class Orchestrator:
             "mounts": validation.mounts(mounts),
             "shm_size": None if shm_size is None else validation.size_bytes("shm_size", shm_size),
             "auto_remove": auto_remove,
+            "log_max_size": None if log_max_size is None else validation.size_bytes(
+                "log_max_size", log_max_size),
         }
         if name is not None:
             validation.container_name(name)
@@ -325,6 +330,15 @@ class Orchestrator:
         restart policy will not start it again."""
         return self.runner.stop(ref, timeout)
 
+    def kill(self, ref: str, signal: str | int = "KILL") -> ContainerInfo:
+        """Send a signal (``KILL``, ``SIGUSR1``, ``15``...) to the running container's
+        process, as ``docker kill -s`` does; a ``kill`` event records it. A container without
+        a running process is an :class:`InvalidState`; an unknown signal a
+        :class:`ConfigError`."""
+        from fsm.images.process import stop_signal_number
+
+        return self.runner.kill(ref, stop_signal_number(signal, "signal"))
+
     def wait(self, ref: str, timeout: float | None = None) -> int:
         """Block until the container is ``exited`` or ``dead``; return its exit code."""
         return self.runner.wait(ref, timeout)
@@ -339,13 +353,42 @@ class Orchestrator:
         """
         self.runner.remove(ref, force)
 
-    def logs(self, ref: str) -> str:
-        """What the container's process wrote to stdout and stderr so far (all its runs)."""
-        log = self.paths(self.db.resolve_id(ref)).log
-        try:
-            return log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+    def logs(self, ref: str, *, stdout: bool = True, stderr: bool = True,
+             since: datetime | None = None, until: datetime | None = None,
+             tail: int | None = None, follow: bool = False) -> Iterator[LogLine]:
+        """The lines the container's process wrote (all its runs), each with its stream and
+        time, byte for byte (``line.data``: decoding is the caller's): those of the streams
+        asked for, written in [``since``, ``until``), the last ``tail`` of them; with
+        ``follow``, then the new ones as they come, until the run ends.
+
+        >>> [line.data for line in orc.logs("web", stderr=False, tail=2)]
+        [b'listening on :80\n', b'GET / 200\n']
+        """
+        if tail is not None and tail < 0:
+            raise ConfigError("tail", tail, "a number of lines >= 0")
+        container_id = self.db.resolve_id(ref)
+        paths = self.paths(container_id)
+        streams = frozenset(name for name, wanted in (("stdout", stdout), ("stderr", stderr))
+                            if wanted)
+        lines, offset = read_lines(paths.log)
+        yield from selected(lines, streams=streams, since=since, until=until, tail=tail)
+        if not follow:
+            return
+        for line in follow_lines(paths.log, lambda: self._run_over(container_id), offset):
+            if line.stream in streams and (until is None or line.time < until):
+                yield line
+
+    def log_text(self, ref: str, *, stdout: bool = True, stderr: bool = True) -> str:
+        """The whole log as text (UTF-8, undecodable bytes replaced): the simple way."""
+        return b"".join(line.data for line in self.logs(ref, stdout=stdout, stderr=stderr)
+                        ).decode("utf-8", errors="replace")
+
+    def _run_over(self, container_id: str) -> bool:
+        """The container's current run has ended (its exit is recorded), or it runs no more."""
+        state = self.db.containers.state_of(container_id)
+        if state is None or state[0] not in states.MAY_RUN:
+            return True
+        return self.runtime.exit_status(self.host.paths(container_id, state[1])) is not None
 
     def get(self, ref: str) -> ContainerInfo:
         """The container as it is now (``ref``: a name, a full id or a unique id prefix)."""

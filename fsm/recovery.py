@@ -8,8 +8,9 @@
 - A layer row left ``applying`` or ``removing`` by a dead process of this node: a container's
   layer whose container row exists is kept; anything else is removed, driver first
   (:func:`fsm.steps.layers.recover_layers`), and scratch directories of dead pulls go.
-- A ``running`` row whose run's process is gone gets ``exit`` with the status the shim recorded,
-  else 128. A live process is left to its shim, which will report its exit: nothing changes.
+- A ``running`` row whose run's conmon recorded the exit gets ``exit`` with that status. A live
+  conmon is left to report it: nothing changes. A dead conmon without a record gets its process
+  ended and ``exit`` 128 with ``error`` saying the monitor died.
 
 Only rows of this node are touched: their host resources are here. With nothing in flight or
 running, recovery is one indexed query. The report names only what recovery changed.
@@ -17,17 +18,21 @@ running, recovery is one indexed query. The report names only what recovery chan
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
+from drivers.errors import HostError
 from fsm import states
 from fsm.container import LiveContainer
-from fsm.errors import ConcurrentTransition
-from fsm.owner import owner_is_alive, process_start_ticks
+from fsm.errors import BerthError, ConcurrentTransition
+from fsm.owner import owner_is_alive
 from fsm.runner import Runner
 from fsm.steps.layers import recover_layers
 from models import utcnow
 
 INTERRUPTED = "interrupted"
+#: the error of a run whose monitor (conmon) died before it could record the exit
+MONITOR_DIED = "the container's monitor (conmon) died: its exit code is unknown"
 #: how long an interrupted stop waits for the killed process to be reported
 KILLED_REPORT_SECONDS = 10.0
 
@@ -75,11 +80,19 @@ def _reconcile_running(runner: Runner, container: LiveContainer,
                        report: dict[str, list[str]]) -> None:
     runtime, paths = runner.host.runtime, runner.host.run_paths(container)
     status = runtime.exit_status(paths)
-    if status is None and (runtime.shim_alive(paths) or _process_alive(container.pid)):
-        # the shim records the exit when it comes (it may be between the process's end and
+    if status is None and runtime.monitor_alive(paths):
+        # conmon records the exit when it comes (it may be between the process's end and
         # writing its exit file right now)
         return
-    if runner.fire_exit(container.id, container.run, status.exit_code if status else 128):
+    error = None
+    if status is None:
+        # conmon is gone without a record (killed): nothing will ever report this run's end,
+        # so the process, if it still runs unwatched, is ended here
+        error = MONITOR_DIED
+        with contextlib.suppress(BerthError, HostError):
+            runtime.delete(container.id)
+    if runner.fire_exit(container.id, container.run, status.exit_code if status else 128,
+                        error=error):
         report["exited"].append(container.id)
 
 
@@ -91,7 +104,3 @@ def _finish_process(runner: Runner, container: LiveContainer) -> int:
         runtime.delete(container.id)  # kills it
         status = runtime.wait_for_exit(paths, KILLED_REPORT_SECONDS)
     return status.exit_code if status else 137
-
-
-def _process_alive(pid: int | None) -> bool:
-    return pid is not None and process_start_ticks(pid) is not None

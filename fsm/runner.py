@@ -205,6 +205,23 @@ class Runner:
                 return None
             time.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
 
+    def kill(self, ref: str, signal_number: int) -> ContainerInfo:
+        """Send ``signal_number`` to the running container's process (a ``kill`` event); what
+        happens next is the process's to decide. Its restart policy still applies."""
+        container = self.db.resolve(ref)
+        if container.state not in (states.RUNNING, states.STOPPING):
+            raise InvalidState(container.id, container.state, "kill",
+                               "only a running container has a process to signal",
+                               name=container.name)
+        with host_errors():
+            delivered = self.host.runtime.kill(container.id, signal_number)
+        if not delivered:
+            raise InvalidState(container.id, "exited", "kill", "its process has just ended",
+                               name=container.name)
+        self.db.events.record(container.id, "kill", signal=signal.Signals(signal_number).name,
+                              image=container.image, name=container.name)
+        return container.info()
+
     # -- the end of a run -------------------------------------------------------------------
 
     def exit(self, container_id: str, run: int, exit_code: int) -> bool:
@@ -226,7 +243,8 @@ class Runner:
                 return False
             time.sleep(POLL_SECONDS)
 
-    def fire_exit(self, container_id: str, run: int, exit_code: int) -> bool:
+    def fire_exit(self, container_id: str, run: int, exit_code: int,
+                  error: str | None = None) -> bool:
         """Fire ``exit`` for ``run`` if the row is still at that run, running or stopping;
         False when it is not (any more).
 
@@ -241,7 +259,7 @@ class Runner:
                     or container.state not in (states.RUNNING, states.STOPPING)):
                 return False
             try:
-                self.fire(container, "exit", exit_code=exit_code)
+                self.fire(container, "exit", exit_code=exit_code, error=error)
             except ConcurrentTransition:
                 return False  # moved by a transition that needs no lock (a stop)
             return True

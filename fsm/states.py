@@ -39,6 +39,8 @@ STATES = [
 
 #: states in which an orchestrator is driving a side effect; they carry an owner and a lease
 IN_FLIGHT = frozenset({MOUNTING, NETWORKING, STARTING, STOPPING, REMOVING})
+#: states in which the container's process may be running (or about to)
+MAY_RUN = frozenset({MOUNTING, NETWORKING, STARTING, RUNNING, STOPPING})
 
 _UNDO = [
     "fsm.steps.exit.stop_process", "fsm.steps.exit.release_ipc",

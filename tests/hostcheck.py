@@ -31,8 +31,12 @@ def bundles(root: Path) -> list[str]:
     return sorted(p.name for p in containers.iterdir() if (p / "bundle").exists())
 
 
+#: what the command line of a monitor (conmon), its exit command or berth's exit hook holds
+MONITOR_MARKERS = (b"conmon", b"exit_gate.py", b"fsm.exit_hook")
+
+
 def processes_for(root: Path, container_ids: Collection[str]) -> list[int]:
-    """Shims and exit hooks still alive for this root's containers."""
+    """Monitors and exit hooks still alive for this root's containers."""
     markers = [str(root).encode(), *(c.encode() for c in container_ids)]
     found = []
     for entry in os.listdir("/proc"):
@@ -43,7 +47,7 @@ def processes_for(root: Path, container_ids: Collection[str]) -> list[int]:
                 text = cmdline.read()
         except OSError:
             continue
-        if (b"shim.py" in text or b"fsm.exit_hook" in text) and any(m in text for m in markers):
+        if any(m in text for m in MONITOR_MARKERS) and any(m in text for m in markers):
             found.append(int(entry))
     return found
 

@@ -51,7 +51,7 @@ def _crash(orc: Orchestrator, root: Path, database_url: str, operation: str,
 def _recover_and_check(orc: Orchestrator, root: Path, container_id: str) -> None:
     report = orc.recover()
     info = orc.get(container_id)
-    # recovery reports only what it changed: a process whose shim lives is left running
+    # recovery reports only what it changed: a process whose conmon lives is left running
     assert container_id in report["failed"] + report["exited"] or (
         info.state == states.RUNNING and report == {"failed": [], "exited": []}), report
     assert info.state not in states.IN_FLIGHT
@@ -85,10 +85,10 @@ def test_crash_right_after_running_is_committed_adopts_the_process(
 ) -> None:
     c = orc.create(image, ["sh", "-c", "sleep 2; exit 5"], network_mode="none")
     _crash(orc, root, database_url, "start", c.id, "commit.started")
-    # the process runs on under its shim: recovery changes nothing, and says so
+    # the process runs on under its conmon: recovery changes nothing, and says so
     assert orc.recover() == {"failed": [], "exited": []}
     assert orc.get(c.id).state == states.RUNNING
-    assert orc.wait(c.id, timeout=60) == 5  # the shim outlived its caller and recorded the exit
+    assert orc.wait(c.id, timeout=60) == 5  # conmon outlived its caller and recorded the exit
     orc.remove(c.id)
     assert_nothing_leaked(root, known_container_ids(orc))
 

@@ -125,7 +125,7 @@ def test_each_source_gives_podmans_tree_and_the_images_config(
         {k: v for k, v in tree.items() if k not in IGNORED}) == []
     orc.start(container.id)
     assert orc.wait(container.id, timeout=30) == 0
-    assert orc.logs(container.id) == "from-entrypoint default-cmd\n"
+    assert orc.log_text(container.id) == "from-entrypoint default-cmd\n"
     assert_layers_agree(orc)
 
 
@@ -137,17 +137,17 @@ def test_the_process_runs_as_the_images_user_in_its_directory_with_its_env(
                            env={"EXTRA": "1"}, network_mode="none")
     orc.start(container.id)
     assert orc.wait(container.id, timeout=30) == 0
-    assert orc.logs(container.id) == "1000\n1000\n1000 2000\n/work\nbar /home/app\n"
+    assert orc.log_text(container.id) == "1000\n1000\n1000 2000\n/work\nbar /home/app\n"
     as_root = orc.create(image.name, ["id -u; id -G"], entrypoint=["/bin/sh", "-c"],
                          user="root", network_mode="none")
     orc.start(as_root.id)
     assert orc.wait(as_root.id, timeout=30) == 0
-    assert orc.logs(as_root.id) == "0\n0\n"
+    assert orc.log_text(as_root.id) == "0\n0\n"
     # a command replaces Cmd and keeps the entrypoint
     echo = orc.create(image.name, ["given"], network_mode="none")
     orc.start(echo.id)
     orc.wait(echo.id, timeout=30)
-    assert orc.logs(echo.id) == "from-entrypoint given\n"
+    assert orc.log_text(echo.id) == "from-entrypoint given\n"
 
 
 def test_an_unknown_user_is_refused_before_anything_is_made(

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.root
 
 
 def _output(orc: Orchestrator, container_id: str) -> str:
-    assert orc.wait(container_id, timeout=60) == 0, orc.paths(container_id).log.read_text()
-    return orc.paths(container_id).log.read_text().strip()
+    assert orc.wait(container_id, timeout=60) == 0, orc.log_text(container_id)
+    return orc.log_text(container_id).strip()
 
 
 def test_private_ipc_is_its_own_namespace_and_host_ipc_is_the_hosts(

@@ -36,7 +36,7 @@ def test_container_passes_every_step_in_order_and_keeps_its_exit_code(
     ]
     dies = orc.events(container=created.id, actions=["die"])
     assert [e.attributes["exitCode"] for e in dies] == [7]
-    assert orc.logs(created.id) == "hi\n"
+    assert orc.log_text(created.id) == "hi\n"
     assert mounts_under(root) == []
 
 
@@ -48,7 +48,7 @@ def test_restarting_an_exited_container_runs_it_again(orc: Orchestrator, image: 
     orc.start(c.id)
     assert orc.wait(c.id, timeout=60) == 0
     # the container's own layer is kept between runs
-    assert orc.paths(c.id).log.read_text().split() == ["1", "2"]
+    assert orc.log_text(c.id).split() == ["1", "2"]
 
 
 def test_start_of_a_running_container_changes_nothing(orc: Orchestrator, image: str) -> None:
@@ -81,7 +81,7 @@ def test_stop_of_a_process_that_honours_sigterm(orc: Orchestrator, image: str) -
     orc.start(c.id)
     stopped = orc.stop(c.id, timeout=60)
     assert (stopped.state, stopped.exit_code) == ("exited", 3)
-    assert orc.paths(c.id).log.read_text() == "bye\n"
+    assert orc.log_text(c.id) == "bye\n"
     assert [e.attributes.get("signal") for e in orc.events(container=c.id, actions=["kill"])] == [
         "SIGTERM"
     ]
@@ -92,7 +92,7 @@ def test_network_modes_none_and_host(orc: Orchestrator, image: str, mode: str) -
     c = orc.create(image, ["sh", "-c", "ls /sys/class/net"], network_mode=mode)
     orc.start(c.id)
     assert orc.wait(c.id, timeout=60) == 0
-    interfaces = orc.paths(c.id).log.read_text().split()
+    interfaces = orc.log_text(c.id).split()
     if mode == "none":
         assert interfaces == ["lo"]
     else:
@@ -110,7 +110,7 @@ def test_environment_working_dir_and_tmpfs_reach_the_process(
     )
     orc.start(c.id)
     assert orc.wait(c.id, timeout=60) == 0
-    assert orc.paths(c.id).log.read_text().split("\n")[:4] == ["hello world", "/srv/app", "1", "1"]
+    assert orc.log_text(c.id).split("\n")[:4] == ["hello world", "/srv/app", "1", "1"]
 
 
 def test_remove_deletes_row_layer_and_files_but_keeps_history(

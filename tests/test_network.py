@@ -35,8 +35,8 @@ def test_two_containers_on_the_bridge_reach_each_other(orc: Orchestrator, image:
     assert server_ip is not None
     client = orc.create(image, ["ping", "-c", "1", "-W", "5", server_ip])
     orc.start(client.id)
-    assert orc.wait(client.id, timeout=60) == 0, orc.paths(client.id).log.read_text()
-    assert "1 packets received" in orc.paths(client.id).log.read_text()
+    assert orc.wait(client.id, timeout=60) == 0, orc.log_text(client.id)
+    assert "1 packets received" in orc.log_text(client.id)
     orc.stop(server.id, timeout=0)
     assert _endpoints(orc) == 0
     ids = {server.id, client.id}
@@ -52,7 +52,7 @@ def test_default_network_mode_is_the_bridge_with_a_mac_derived_from_the_ip(
     orc.start(c.id)
     ip = orc.host.network.address_of(c.id)
     assert orc.wait(c.id, timeout=60) == 0
-    output = orc.paths(c.id).log.read_text()
+    output = orc.log_text(c.id)
     assert ip is not None and f"inet {ip}/16" in output
     assert "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split(".")) in output
     assert f"default via {orc.host.network.gateway}" in output
@@ -68,8 +68,8 @@ def test_a_linked_container_sees_link_variables_and_reaches_the_alias(
     app = orc.create(image, ["sh", "-c", "env | grep ^DATABASE_ | sort; ping -c1 -W5 database"],
                      name="app", links=["db:database"])
     orc.start(app.id)
-    assert orc.wait(app.id, timeout=60) == 0, orc.paths(app.id).log.read_text()
-    env = dict(line.split("=", 1) for line in orc.paths(app.id).log.read_text().splitlines()
+    assert orc.wait(app.id, timeout=60) == 0, orc.log_text(app.id)
+    env = dict(line.split("=", 1) for line in orc.log_text(app.id).splitlines()
                if line.startswith("DATABASE_"))
     assert env == {
         "DATABASE_NAME": "/app/database",
@@ -99,7 +99,7 @@ def test_joining_another_containers_network(orc: Orchestrator, image: str) -> No
     joined = orc.create(image, ["ls", "/sys/class/net"], network_mode="container:pod")
     orc.start(joined.id)
     assert orc.wait(joined.id, timeout=60) == 0
-    assert orc.paths(joined.id).log.read_text().split() == ["lo"]
+    assert orc.log_text(joined.id).split() == ["lo"]
     orc.stop(server.id, timeout=0)
 
 

@@ -90,7 +90,7 @@ def test_eight_processes_racing_on_fifty_containers(
 
 
 class HiddenExitRecord:
-    """Fault injection: a runtime whose ``exit_status`` never sees the shim's ``exit.json``,
+    """Fault injection: a runtime whose ``exit_status`` never sees conmon's exit file,
     as a ``stop`` sees it when another process fired ``exit`` and a ``start`` that followed
     cleared the file before this ``stop`` looked. Everything else is the real runtime."""
 
@@ -124,7 +124,7 @@ def test_a_stop_ends_when_another_process_fired_the_exit(
     stopper = threading.Thread(target=stop_blind)
     stopper.start()
     try:
-        # the SIGTERM ends it; the shim records it; this orchestrator fires the exit
+        # the SIGTERM ends it; conmon records it; this orchestrator fires the exit
         deadline = time.monotonic() + 60
         while orc.get(created.id).state != states.EXITED:
             assert time.monotonic() < deadline, "the exit was never recorded"

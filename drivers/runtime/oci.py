@@ -1,15 +1,24 @@
-"""An OCI runtime (runc by default, crun as an option) driven through its command line, with the
-shim (``drivers.runtime.shim``) owning each started container."""
+"""An OCI runtime (runc by default, crun as an option) driven through its command line, each
+started container watched by ``conmon``, the monitor Podman and CRI-O use, driven as Podman
+drives it (libpod's ``oci_conmon_common.go``).
+
+conmon runs ``runtime create`` and answers on its sync pipe with the container's pid (or the
+runtime's error); berth then runs ``runtime start``. conmon holds the container's stdio: the
+streams go to the log in the ``k8s-file`` format (:mod:`drivers.runtime.logs`) and to the attach
+socket; when the process ends it writes the exit code atomically into the run's exit directory
+and runs the exit command: :mod:`drivers.runtime.exit_gate`, which runs berth's exit hook unless a
+waiting orchestrator has already handled the exit.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import marshal
 import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +33,7 @@ from drivers.runtime.bundle import BundleSpec, write_bundle
 SUPPORTED = ("runc", "crun")
 #: how long ``runc create`` + ``runc start`` may take before the start is declared failed
 START_TIMEOUT = 60.0
-SHIM = str(Path(__file__).with_name("shim.py"))
+EXIT_GATE = str(Path(__file__).with_name("exit_gate.py"))
 
 
 @dataclass(frozen=True)
@@ -49,21 +58,27 @@ class ContainerPaths:
 
     @property
     def log(self) -> Path:
-        """The container's stdout and stderr (every run's)."""
+        """The container's stdout and stderr (every run's), in conmon's ``k8s-file`` format."""
         return self.root / "container.log"
 
     @property
-    def shim_log(self) -> Path:
-        return self.root / "shim.log"
+    def attach_socket(self) -> Path:
+        """conmon's socket for the running process's streams (``--full-attach``)."""
+        return self.bundle / "attach"
 
     @property
     def runtime_log(self) -> Path:
         return self.root / "runtime.log"
 
     @property
+    def exit_dir(self) -> Path:
+        """conmon's exit and persist directory of the run: its exit code, and ``oom``."""
+        return self._of_run("exit", "d")
+
+    @property
     def exit_file(self) -> Path:
-        """Written by the shim, atomically, when the run's process has ended."""
-        return self._of_run("exit", "json")
+        """The exit code, written by conmon, atomically, when the run's process has ended."""
+        return self.exit_dir / self.root.name
 
     @property
     def exit_waiter(self) -> Path:
@@ -92,14 +107,9 @@ class ContainerPaths:
         return self._of_run("container", "pid")
 
     @property
-    def shim_pid_file(self) -> Path:
-        return self._of_run("shim", "pid")
-
-    @property
-    def shim_config(self) -> Path:
-        """The shim's settings: a ``marshal``-ed dict (0600: the exit command's environment may
-        hold the database URL with its password)."""
-        return self._of_run("shim", "config")
+    def monitor_pid_file(self) -> Path:
+        """conmon's pid, as conmon writes it."""
+        return self._of_run("conmon", "pid")
 
     def files_of_earlier_runs(self) -> list[Path]:
         """The per-run files of runs before the previous one: their monitors are long gone."""
@@ -114,7 +124,10 @@ class ContainerPaths:
 @dataclass(frozen=True)
 class ExitStatus:
     exit_code: int
+    #: when conmon recorded it (the exit file's mtime): names this run's exit
     finished_at: float
+    #: the kernel's OOM killer ended the process (conmon saw the cgroup's event)
+    oom_killed: bool = False
 
 
 class OCIRuntime:
@@ -126,8 +139,14 @@ class OCIRuntime:
         binary = shutil.which(name)
         if binary is None:
             raise HostError(f"the OCI runtime {name} is not installed (apt-get install {name})")
+        conmon = shutil.which("conmon") or ("/usr/bin/conmon" if os.path.exists(
+            "/usr/bin/conmon") else None)
+        if conmon is None:
+            raise HostError("conmon, the container monitor, is not installed "
+                            "(apt-get install conmon)")
         self.name = name
         self.binary = binary
+        self.conmon = conmon
         self.state_root = state_root
 
     def _argv(self, *args: str) -> list[str]:
@@ -139,65 +158,82 @@ class OCIRuntime:
         paths: ContainerPaths,
         on_exit: Sequence[str],
         on_exit_env: Mapping[str, str] | None = None,
+        log_max_size: int | None = None,
     ) -> int:
-        """Write the bundle, start the container under a shim, and return its pid once the
-        process is really running. ``paths`` names the run; the shim appends the exit code to
-        ``on_exit``. Raises :class:`HostError` with the runtime's own message when
-        it does not start; nothing of it is then left (the shim deletes it)."""
+        """Write the bundle, create the container under conmon, start it, and return its pid
+        once the process is really running. ``paths`` names the run; ``on_exit`` runs when it
+        ends, with the exit code appended, unless a waiter handled it (``exit_gate``).
+        ``log_max_size``: bytes the log may grow to before conmon starts it afresh. Raises
+        :class:`HostError` with the runtime's own message when it does not start; nothing of
+        it is then left."""
         paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         # only this run's files and those of long-finished runs: the previous run's monitor may
-        # still be reading its own (it reports an exit that a stop has already committed)
-        for stale in (paths.exit_file, paths.pid_file, paths.exit_waiter, paths.exit_handled,
-                      paths.runtime_log,
-                      *paths.files_of_earlier_runs()):
-            stale.unlink(missing_ok=True)
+        # still be finishing (it reports an exit that a stop has already committed)
+        for stale in (paths.pid_file, paths.exit_waiter, paths.exit_handled, paths.runtime_log,
+                      paths.monitor_pid_file, *paths.files_of_earlier_runs()):
+            _remove(stale)
+        _remove(paths.exit_dir)
+        paths.exit_dir.mkdir(mode=0o700)
         write_bundle(paths.bundle, spec)
         self.state_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        config = {
-            "id": spec.container_id,
-            "run": paths.run,
-            "runtime": self.binary,
-            "runtime_root": str(self.state_root),
-            "runtime_log": str(paths.runtime_log),
-            "bundle": str(paths.bundle),
-            "pid_file": str(paths.pid_file),
-            "exit_file": str(paths.exit_file),
-            "exit_waiter_file": str(paths.exit_waiter),
-            "exit_handled_file": str(paths.exit_handled),
-            "container_log": str(paths.log),
-            "shim_log": str(paths.shim_log),
-            "shim_pid_file": str(paths.shim_pid_file),
-            "on_exit": list(on_exit),
-            "on_exit_env": dict(on_exit_env or {}),
-            "timeout": START_TIMEOUT,
-        }
-        # 0600: the exit command's environment may hold the database URL with its password;
-        # marshal: the shim reads it without importing json (see drivers.runtime.shim)
-        descriptor = os.open(paths.shim_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as out:
-            marshal.dump(config, out)
-        read_end, write_end = os.pipe()
+        container_id = spec.container_id
+        gate = [sys.executable, "-I", "-S", EXIT_GATE, str(paths.exit_file),
+                str(paths.exit_waiter), str(paths.exit_handled), str(os.getpid()), *on_exit]
+        argv = [self.conmon, "--api-version", "1", "-c", container_id, "-u", container_id,
+                "-r", self.binary, "-b", str(paths.bundle), "-p", str(paths.pid_file),
+                "-n", container_id, "--exit-dir", str(paths.exit_dir),
+                "--persist-dir", str(paths.exit_dir), "--full-attach",
+                "--runtime-arg", "--root", "--runtime-arg", str(self.state_root),
+                "--runtime-arg", "--log-format=json",
+                "--runtime-arg", f"--log={paths.runtime_log}",
+                "-l", f"k8s-file:{paths.log}", "--log-level", "warning",
+                "--conmon-pidfile", str(paths.monitor_pid_file),
+                "--exit-command", gate[0], *_each("--exit-command-arg", gate[1:])]
+        if log_max_size is not None:
+            argv += ["--log-size-max", str(log_max_size)]
+        pid = self._create_under_conmon(argv, paths, on_exit_env or {})
         try:
-            # by path, isolated and without site-packages: the shim is stdlib only and must
-            # start fast
+            run(self._argv("start", container_id), timeout=START_TIMEOUT,
+                what=f"{self.name} could not start the process")
+        except HostError:
+            self.delete(container_id)
+            raise
+        return pid
+
+    def _create_under_conmon(self, argv: list[str], paths: ContainerPaths,
+                             env: Mapping[str, str]) -> int:
+        """Launch conmon; its answer on the sync pipe once ``runtime create`` is done: the
+        container's pid, or the runtime's error raised as :class:`HostError`."""
+        sync, sync_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        start, start_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
             launcher = subprocess.Popen(
-                [sys.executable, "-I", "-S", SHIM, str(paths.shim_config), str(write_end)],
-                pass_fds=(write_end,),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd="/",
-            )
+                argv, cwd=paths.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, pass_fds=(sync_theirs.fileno(), start_theirs.fileno()),
+                env={**os.environ, **env, "_OCI_SYNCPIPE": str(sync_theirs.fileno()),
+                     "_OCI_STARTPIPE": str(start_theirs.fileno())})
+            sync_theirs.close()
+            start_theirs.close()
+            start.send(b"\0")  # no cgroup to move it into first: go at once
+            # conmon forks its monitor and exits: only its own argument errors come back here
+            _, stderr = launcher.communicate(timeout=START_TIMEOUT)
+            if launcher.returncode != 0:
+                raise HostError(f"conmon could not start: {stderr.decode(errors='replace')}"
+                                .strip(), stderr=stderr.decode(errors="replace"))
+            answer = _receive(sync, START_TIMEOUT)
         finally:
-            os.close(write_end)
+            for end in (sync, sync_theirs, start, start_theirs):
+                end.close()
         try:
-            answer = _read_line(read_end, START_TIMEOUT)
-        finally:
-            os.close(read_end)
-            launcher.wait(timeout=START_TIMEOUT)  # it exits right after forking the shim
-        if answer.startswith("started "):
-            return int(answer.split()[1])
-        reason = answer.removeprefix("failed ").strip() or _tail(paths.shim_log) or "no answer"
+            message = json.loads(answer) if answer else {}
+        except ValueError:
+            message = {}
+        pid = int(message.get("data", -1))
+        if pid > 0:
+            return pid
+        reason = (_runtime_error(str(message.get("message", "")))
+                  or _logged_error(paths.runtime_log) or "conmon ended without an answer")
+        self.delete(paths.root.name)
         raise HostError(f"{self.name} could not start the process: {reason}")
 
     def kill(self, container_id: str, signal_number: int = signal.SIGTERM) -> bool:
@@ -236,23 +272,26 @@ class OCIRuntime:
             return []
 
     @staticmethod
-    def shim_alive(paths: ContainerPaths) -> bool:
-        """Whether the container's shim still runs (and so will record the exit)."""
+    def monitor_alive(paths: ContainerPaths) -> bool:
+        """Whether the run's conmon still runs (and so will record the exit)."""
         try:
-            pid = int(paths.shim_pid_file.read_text())
+            pid = int(paths.monitor_pid_file.read_text())
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                return str(paths.shim_config).encode() in cmdline.read()
+                return str(paths.exit_dir).encode() in cmdline.read()
         except (OSError, ValueError):
             return False
 
     @staticmethod
     def exit_status(paths: ContainerPaths) -> ExitStatus | None:
-        """What the shim recorded when the process ended, or None if it has not (yet)."""
+        """What conmon recorded when the process ended, or None if it has not (yet)."""
         try:
-            data = json.loads(paths.exit_file.read_text())
+            with open(paths.exit_file, "rb") as source:
+                text = source.read()
+                finished_at = os.fstat(source.fileno()).st_mtime
+            exit_code = int(text)
         except (FileNotFoundError, ValueError):
             return None
-        return ExitStatus(int(data["exit_code"]), float(data["finished_at"]))
+        return ExitStatus(exit_code, finished_at, (paths.exit_dir / "oom").exists())
 
     @staticmethod
     def wait_for_exit(paths: ContainerPaths, timeout: float) -> ExitStatus | None:
@@ -306,26 +345,44 @@ def _write_atomically(path: Path, text: str) -> None:
         os.replace(partial, path)
 
 
-def _read_line(fd: int, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while not data.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            break
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace").strip()
+def _each(flag: str, values: Sequence[str]) -> list[str]:
+    return [part for value in values for part in (flag, value)]
 
 
-def _tail(path: Path) -> str:
+def _receive(sync: socket.socket, timeout: float) -> bytes:
+    """conmon's one message on the sync pipe (``b""`` when it closed it without one)."""
+    ready, _, _ = select.select([sync], [], [], timeout)
+    return sync.recv(65536) if ready else b""
+
+
+def _runtime_error(message: str) -> str:
+    """The runtime's error out of what conmon relays (runc's logfmt line: its ``msg``)."""
+    message = message.strip()
+    marker = 'msg="'
+    if marker in message:
+        text = message[message.index(marker) + len(marker):]
+        return text.rsplit('"', 1)[0].replace('\\"', '"')
+    return message
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _logged_error(log: Path) -> str:
+    """The runtime's last error in its JSON log (``--log-format=json``)."""
     try:
-        lines = path.read_text().strip().splitlines()
+        lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    return lines[-1] if lines else ""
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            return str(entry.get("msg", "")).strip()
+    return ""

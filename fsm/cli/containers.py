@@ -1,11 +1,14 @@
-"""The container commands: create, run, start, stop, restart, rm, wait, ps, inspect, logs."""
+"""The container commands: create, run, start, stop, restart, kill, rm, wait, ps, inspect,
+logs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,14 +16,19 @@ import click
 
 from fsm.cli import tables
 from fsm.cli.context import Context, pass_context
-from fsm.cli.options import COMMAND_AFTER_IMAGE, create_arguments, create_options, parse_filters
+from fsm.cli.options import (
+    COMMAND_AFTER_IMAGE,
+    create_arguments,
+    create_options,
+    parse_filters,
+    parse_time,
+)
+from fsm.errors import BerthError, ConcurrentTransition, InvalidState, NoSuchContainer
 
 if TYPE_CHECKING:
+    from drivers.runtime.logs import LogLine
     from fsm.info import ContainerInfo
     from fsm.orchestrator import Orchestrator
-
-#: the states in which a container's process may still write to its log
-_MAY_RUN = ("mounting", "networking", "starting", "running", "stopping")
 
 
 def _create(obj: Context, image: str, command: tuple[str, ...], auto_remove: bool = False,
@@ -45,17 +53,19 @@ def create(obj: Context, /, image: str, command: tuple[str, ...], **options: Any
 @click.command(context_settings=COMMAND_AFTER_IMAGE)
 @click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
 @click.option("-d", "--detach", is_flag=True, help="Print the id and return at once.")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, show_default=True,
+              help="Forward the signals this command gets to the container's process.")
 @create_options
 @pass_context
 def run(obj: Context, /, image: str, command: tuple[str, ...], remove: bool, detach: bool,
-        **options: Any) -> None:
-    """Create and start a container; stream its output and exit with its exit code.
+        sig_proxy: bool, **options: Any) -> None:
+    """Create and start a container; stream its stdout and stderr, exit with its exit code.
 
     \b
     Example: berth run --rm --network none busybox sh -c 'echo hi; exit 3'   # exits 3
     """
-    # detached, nobody here waits for the exit: the exit hook removes it
-    info = _create(obj, image, command, auto_remove=remove and detach, **options)
+    # recorded whatever the mode: the exit hook removes it even if this command dies first
+    info = _create(obj, image, command, auto_remove=remove, **options)
     orc = obj.orc
     try:
         orc.start(info.id)
@@ -66,11 +76,56 @@ def run(obj: Context, /, image: str, command: tuple[str, ...], remove: bool, det
     if detach:
         click.echo(info.id)
         return
-    _print_log(orc, info.id, follow=True)
-    exit_code = orc.wait(info.id)
+    with _signals_forwarded(orc, info.id) if sig_proxy else contextlib.nullcontext():
+        _print_lines(orc.logs(info.id, follow=True))
+        exit_code = _exit_code(orc, info.id)
     if remove:
-        orc.remove(info.id, force=True)
+        _removed(orc, info.id)
     raise click.exceptions.Exit(exit_code)
+
+
+#: what a foreground ``run`` forwards to the container (``docker run``'s sig-proxy)
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+
+
+@contextlib.contextmanager
+def _signals_forwarded(orc: Orchestrator, container_id: str) -> Iterator[None]:
+    def forward(number: int, _frame: object) -> None:
+        with contextlib.suppress(BerthError):  # it has just ended: nothing to forward to
+            orc.kill(container_id, number)
+
+    previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _exit_code(orc: Orchestrator, container_id: str) -> int:
+    """The container's exit code; when it was removed meanwhile (``rm -f`` from elsewhere,
+    its auto-removal), the one its last ``die`` event recorded."""
+    try:
+        return orc.wait(container_id)
+    except NoSuchContainer:
+        dies = orc.events(container=container_id, actions=["die"])
+        return int(dies[-1].attributes.get("exitCode", 128)) if dies else 128
+
+
+def _removed(orc: Orchestrator, container_id: str, timeout: float = 60) -> None:
+    """Remove the container, or see it removed by its exit hook (``--rm`` is recorded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            orc.remove(container_id, force=True)
+            return
+        except NoSuchContainer:
+            return
+        except (InvalidState, ConcurrentTransition):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)  # the exit hook is removing it: wait for the row to go
 
 
 @click.command()
@@ -195,48 +250,55 @@ def inspect(obj: Context, /, refs: tuple[str, ...]) -> None:
 
 @click.command()
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the container stops.")
+@click.option("--since", metavar="TIME", help="Only lines from then on: 10m, 2h, an ISO time.")
+@click.option("--until", metavar="TIME", help="Only lines from before then.")
+@click.option("-n", "--tail", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Only the last N lines.")
+@click.option("-t", "--timestamps", is_flag=True, help="Each line after its time.")
 @click.argument("ref")
 @pass_context
-def logs(obj: Context, /, ref: str, follow: bool) -> None:
-    """Print a container's output (stdout and stderr).
+def logs(obj: Context, /, ref: str, follow: bool, since: str | None, until: str | None,
+         tail: int | None, timestamps: bool) -> None:
+    """Print a container's output: its stdout on stdout, its stderr on stderr, byte for byte.
 
     \b
-    Example: berth logs -f web
+    Examples: berth logs -f web
+              berth logs --since 10m -n 20 -t web
     """
     orc = obj.reader()
-    _print_log(orc, orc.get(ref).id, follow=follow)
+    lines = orc.logs(orc.get(ref).id, since=parse_time("--since", since),
+                     until=parse_time("--until", until), tail=tail, follow=follow)
+    _print_lines(lines, timestamps=timestamps, flush=follow)
 
 
-def _print_log(orc: Orchestrator, container_id: str, follow: bool) -> None:
-    """The container's log on stdout: as it is, or (``follow``) as it grows until the process
-    has ended."""
-    if not follow:
-        sys.stdout.write(orc.logs(container_id))
-        return
-    for chunk in _follow_log(orc, container_id):
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
+def _print_lines(lines: Iterable[LogLine], *, timestamps: bool = False,
+                 flush: bool = True) -> None:
+    """Each stream's lines on the CLI's own stream of that name, as bytes."""
+    outputs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    for line in lines:
+        out = outputs.get(line.stream, sys.stdout.buffer)
+        if timestamps:
+            out.write(line.time.isoformat().encode() + b" ")
+        out.write(line.data)
+        if flush:
+            out.flush()
+    for out in outputs.values():
+        out.flush()
 
 
-def _follow_log(orc: Orchestrator, container_id: str) -> Iterator[str]:
-    """The log as it grows, until the process has ended (the shim has recorded its exit) or the
-    container is no longer in a state where it may run."""
-    paths = orc.paths(container_id)
-    log = paths.log
-    position = 0
-    while True:
-        finished = (orc.runtime.exit_status(paths) is not None
-                    or orc.state_of(container_id) not in _MAY_RUN)
-        if log.exists():
-            with log.open("r", errors="replace") as source:
-                source.seek(position)
-                chunk = source.read()
-                position = source.tell()
-            if chunk:
-                yield chunk
-        if finished:
-            return
-        time.sleep(0.05)
+@click.command()
+@click.option("-s", "--signal", "signal_name", default="KILL", show_default=True,
+              help="Signal: a name (TERM, SIGUSR1) or a number.")
+@click.argument("refs", nargs=-1, required=True)
+@pass_context
+def kill(obj: Context, /, refs: tuple[str, ...], signal_name: str) -> None:
+    """Send a signal to running containers' processes.
+
+    \b
+    Example: berth kill -s USR1 web
+    """
+    for ref in refs:
+        click.echo(obj.orc.kill(ref, signal_name).id)
 
 
-COMMANDS = (create, run, start, stop, restart, rm, wait, ps, inspect, logs)
+COMMANDS = (create, run, start, stop, restart, kill, rm, wait, ps, inspect, logs)

@@ -66,7 +66,7 @@ def run_demo(orc: Orchestrator, echo: Callable[[str], None], keep: bool = False)
         echo(f"  {record.trigger:<10} {record.source:>10} -> {record.dest:<10} "
              f"{record.duration * 1000:8.1f} ms")
     echo("output:")
-    for line in orc.paths(container.id).log.read_text().splitlines():
+    for line in orc.log_text(container.id).splitlines():
         echo(f"  {line}")
     echo("events:")
     for event in orc.events(container=container.id):

@@ -39,6 +39,8 @@ def create_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--expose", multiple=True, metavar="PORT[/PROTO]",
                      help="Port the container exposes to links (repeatable)."),
         click.option("--shm-size", help="Size of /dev/shm, e.g. 64m."),
+        click.option("--log-opt", "log_opts", multiple=True, metavar="max-size=SIZE",
+                     help="Log option: max-size=10m caps the log (the newest lines stay)."),
         click.option("--entrypoint", help="Overwrite the image's entrypoint (\"\" for none)."),
         click.option("-u", "--user", help="NAME|UID[:GROUP|GID], as the image's /etc/passwd "
                      "and /etc/group know them (default: the image's)."),
@@ -62,7 +64,20 @@ def create_arguments(options: dict[str, Any]) -> dict[str, Any]:
         links=list(options["link"]), restart_policy=options["restart"],
         mounts=parse_volumes(options["volume"]), exposed_ports=list(options["expose"]),
         shm_size=options["shm_size"], entrypoint=options["entrypoint"], user=options["user"],
+        log_max_size=parse_log_options(options["log_opts"]).get("max-size"),
     )
+
+
+def parse_log_options(values: Sequence[str]) -> dict[str, str]:
+    """``--log-opt KEY=VALUE``: the keys berth's k8s-file log takes (Docker's json-file names)."""
+    found = {}
+    for value in values:
+        key, equals, setting = value.partition("=")
+        if not equals or key != "max-size":
+            raise click.BadParameter(f"{value!r}: the log takes max-size=SIZE (e.g. 10m)",
+                                     param_hint="--log-opt")
+        found[key] = setting
+    return found
 
 
 def parse_env(values: Sequence[str]) -> dict[str, str]:

@@ -66,11 +66,14 @@ def put_rootfs(container: LiveContainer, host: Host) -> None:
 
 
 def record_exit(event: EventData) -> None:
+    """How the run ended: its exit code, and an ``error`` when it was not the process's own
+    (its monitor died, the kernel's OOM killer ended it) or an undo step failed."""
     container = container_of(event)
     exit_code = int(event.kwargs.get("exit_code", 128))
-    container.set(exit_code=exit_code, finished_at=utcnow(), pid=None,
-                  error="; ".join(container.undo_errors))
-    container.emit("die", exitCode=exit_code)
+    error = "; ".join([*filter(None, [event.kwargs.get("error")]), *container.undo_errors])
+    container.set(exit_code=exit_code, finished_at=utcnow(), pid=None, error=error)
+    attributes = {"exitCode": exit_code, **({"error": error} if error else {})}
+    container.emit("die", **attributes)
     if container.state == "stopping":
         container.emit("stop")
 

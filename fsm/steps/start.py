@@ -87,7 +87,8 @@ def start_process(event: EventData) -> None:
     with host_errors():
         pid = host.runtime.start(container.bundle, host.run_paths(container),
                                  on_exit=host.exit_command(container.id, container.run),
-                                 on_exit_env=host.exit_env())
+                                 on_exit_env=host.exit_env(),
+                                 log_max_size=container.host_config.get("log_max_size"))
     crash_point("start.after_process")
     container.set(pid=pid, started_at=utcnow(), has_been_started_before=True)
     container.emit("start")

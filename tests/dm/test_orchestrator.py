@@ -28,7 +28,7 @@ def test_busybox_lifecycle_on_thin_devices(root: Path, tmp_path: Path,
                        network_mode="none")
         orc.start(c.id)
         assert orc.wait(c.id, timeout=600) == 0
-        output = orc.paths(c.id).log.read_text()
+        output = orc.log_text(c.id)
         assert output.startswith("hi\n")
         assert "/dev/mapper/" + layout.device_name(c.id) in output  # / is the thin device
         assert [t.dest for t in orc.history(c.id)] == [
