@@ -86,7 +86,8 @@ class NullRuntime:
     FAKE_PID = 2**22 - 1
 
     def start(self, spec: BundleSpec, paths: ContainerPaths, on_exit: Sequence[str],
-              on_exit_env: Mapping[str, str] | None = None) -> int:
+              on_exit_env: Mapping[str, str] | None = None,
+              log_max_size: int | None = None) -> int:
         return self.FAKE_PID
 
     def kill(self, container_id: str, signal_number: int = signal.SIGTERM) -> bool:
@@ -106,7 +107,7 @@ class NullRuntime:
         return EXIT_STATUS
 
     @staticmethod
-    def shim_alive(paths: ContainerPaths) -> bool:
+    def monitor_alive(paths: ContainerPaths) -> bool:
         return False
 
     @staticmethod

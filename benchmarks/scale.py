@@ -3,9 +3,10 @@
 The database is filled with executemany (Core's ``exec_driver_sql``; no lifecycle): 100 000
 containers in a realistic mix of states (mostly exited, some created or dead, 2 % running), on
 10 nodes, created over 30 days, and 1 000 000 events over the same 30 days (``--quick``: 2 000
-containers, 20 000 events). None of the running rows is on this node except ``OWN_RUNNING`` whose
-pid is this process (so ``recover`` adopts them: it reads their exit file and ``/proc``), and
-nothing is in flight: that is the idle recovery a restarted daemon does.
+containers, 20 000 events). None of the running rows is on this node except ``OWN_RUNNING``, each
+with a live stand-in for its conmon (a sleeping process whose command line names the run's exit
+directory, as conmon's does), so ``recover`` leaves them be: it reads their exit file and the
+monitor's ``/proc``. Nothing is in flight: that is the idle recovery a restarted daemon does.
 
 Timed (median of rounds, the operations alternating): ``orc.list()`` (running containers, what
 ``berth ps`` shows), ``orc.list(all=True)`` (``ps -a``: every row), ``orc.events(since=5 minutes
@@ -52,6 +53,7 @@ from benchmarks._common import (
     print_table,
     spread,
 )
+from drivers.runtime.oci import ContainerPaths
 from fsm import Orchestrator
 from models import Image, ImageName
 
@@ -69,7 +71,8 @@ PS_FULL = "berth ps --filter state=running"
 ACTIONS = ("create", "start", "die", "destroy", "kill", "stop", "restart")
 
 
-def fill(engine: Engine, node: str, containers: int, events: int) -> dict[str, int]:
+def fill(engine: Engine, node: str, containers: int, events: int,
+         own: list[str] | None = None) -> dict[str, int]:
     """Bulk-insert the rows (``exec_driver_sql`` executemany: the DBAPI's own, values already in
     their stored form); returns how many containers of each state. The events of the last ten
     minutes are written last, with a fresh clock, so that "since 5 minutes ago" finds its
@@ -114,10 +117,11 @@ def fill(engine: Engine, node: str, containers: int, events: int) -> dict[str, i
     for index in range(containers):
         state = rng.choices(states, weights)[0]
         container_node = f"node-{rng.randrange(NODES)}"
-        pid = None
+        pid, mine = None, False
         if state == "running":
             if own_running < OWN_RUNNING:
                 container_node, pid, own_running = node, os.getpid(), own_running + 1
+                mine = True
             else:
                 pid = rng.randrange(1000, 4_000_000)
         created = now - timedelta(seconds=rng.uniform(600, DAYS * 86400))
@@ -125,6 +129,8 @@ def fill(engine: Engine, node: str, containers: int, events: int) -> dict[str, i
         finished = started + timedelta(seconds=60) if started and state == "exited" else None
         container_id = secrets.token_hex(32)
         ids.append(container_id)
+        if mine and own is not None:
+            own.append(container_id)
         counts[state] = counts.get(state, 0) + 1
         batch.append((
             container_id, f"c{index}", image_id, "busybox", state, 3, None, None, container_node,
@@ -327,10 +333,13 @@ def measure(name: str, url: str, empty_url: str, root: Path, quick: bool,
     orc = Orchestrator(database_url=url, root=root / "data", storage="vfs")
     empty = Orchestrator(database_url=empty_url, root=root / "empty", storage="vfs")
     empty.close()
+    stand_ins: list[subprocess.Popen[bytes]] = []
     try:
         start = time.perf_counter()
-        counts = fill(orc.db.engine, orc.settings.node, containers, events)
+        own: list[str] = []
+        counts = fill(orc.db.engine, orc.settings.node, containers, events, own)
         fill_s = time.perf_counter() - start
+        stand_ins.extend(stand_in_monitor(orc.host.paths(c)) for c in own)
         if name == "postgresql":
             with orc.db.engine.begin() as connection:  # autovacuum would, some time after the load
                 connection.execute(text("ANALYZE"))
@@ -387,7 +396,20 @@ def measure(name: str, url: str, empty_url: str, root: Path, quick: bool,
                 for line in explain(orc.db.engine, statement, parameters):
                     print(f"      {line}")
     finally:
+        for process in stand_ins:
+            process.kill()
+            process.wait()
         orc.close()
+
+
+def stand_in_monitor(paths: ContainerPaths) -> subprocess.Popen[bytes]:
+    """A sleeping process that recovery takes for the run's live conmon (its command line
+    names the run's exit directory), its pid where conmon writes its own."""
+    paths.exit_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)",
+                                str(paths.exit_dir)])
+    paths.monitor_pid_file.write_text(str(process.pid))
+    return process
 
 
 def main() -> None:

@@ -34,7 +34,6 @@ Run: ``sudo python -m benchmarks.start_latency [--quick] [--rounds N] [--tools a
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -112,9 +111,11 @@ class Berth:
         if error:
             self.errors.append(error)
         paths = orc.paths(info.id).of_run(orc.get(info.id).run)
-        shim_recorded = json.loads(paths.exit_file.read_text())["finished_at"]
+        status = orc.runtime.exit_status(paths)
+        assert status is not None  # wait returned: conmon recorded the exit
+        shim_recorded = status.finished_at
         self.runs += 1
-        self.hooks += _exit_hook_ran(paths.shim_log)
+        self.hooks += _exit_hook_ran(paths.exit_dir)
         history = orc.history(info.id)
         remove_start = time.perf_counter()
         orc.remove(info.id)
@@ -137,17 +138,17 @@ class Berth:
         self.orc.close()
 
 
-def _exit_hook_ran(shim_log: Path, settle: float = 0.1) -> bool:
-    """Whether the shim ran the exit hook rather than leave ``exit`` to ``orc.wait`` (it logs
-    which, once it has decided: a waiter's verdict is written before ``wait`` returns)."""
-    from drivers.runtime.shim import SKIPPED_EXIT_COMMAND
+def _exit_hook_ran(exit_dir: Path, settle: float = 0.1) -> bool:
+    """Whether conmon's exit gate ran the exit hook rather than leave ``exit`` to
+    ``orc.wait`` (it marks the run's exit directory when it does), given ``settle`` seconds."""
+    from drivers.runtime.exit_gate import HOOK_RAN
 
     deadline = time.monotonic() + settle
     while time.monotonic() < deadline:
-        if SKIPPED_EXIT_COMMAND in shim_log.read_text(errors="replace"):
-            return False
-        time.sleep(0.005)
-    return True
+        if (exit_dir / HOOK_RAN).exists():
+            return True
+        time.sleep(0.01)
+    return (exit_dir / HOOK_RAN).exists()
 
 
 def _breakdown(history: list[Any], shim_recorded: float, wait_returned: float,
@@ -160,9 +161,9 @@ def _breakdown(history: list[Any], shim_recorded: float, wait_returned: float,
         result[f"{trigger}: {t.source} -> {t.dest}"] = t.duration * 1000
     running_at = by_trigger["started"].finished_at.timestamp()
     exit_t = by_trigger["exit"]
-    result["running committed -> exit.json (< 0: exited first)"] = (
+    result["running committed -> conmon's exit file (< 0: exited first)"] = (
         shim_recorded - running_at) * 1000
-    result["exit.json -> exit fired (wait's poll, or the shim's exit hook)"] = (
+    result["exit file -> exit fired (wait's poll, or the exit hook)"] = (
         exit_t.started_at.timestamp() - shim_recorded) * 1000
     result["exit: running -> exited (undo + commit)"] = exit_t.duration * 1000
     result["exit committed -> wait returns"] = (
@@ -387,12 +388,12 @@ def report(variants: list[tuple[str, Any]], parts: dict[str, Samples], rounds: i
     if berth is not None:
         print(f"  berth API runs whose container exited with an error recorded: "
               f"{len(berth.errors)}" + (f" (first: {berth.errors[0]!r})" if berth.errors else ""))
-        print(f"  berth API runs whose shim still ran the exit hook after orc.wait fired exit: "
+        print(f"  berth API runs whose exit hook still ran after orc.wait fired exit: "
               f"{berth.hooks} of {berth.runs}")
     if berth is not None and berth.breakdowns:
         phases = list(berth.breakdowns[0])
         print_table(f"berth API ({berth.storage}): where the time goes (ms, median of rounds; "
-                    "from orc.history() and the shim's exit.json)", ["phase", "ms", "min..max"],
+                    "from orc.history() and conmon's exit file)", ["phase", "ms", "min..max"],
                     [[p, median([b[p] for b in berth.breakdowns]),
                       spread([b[p] for b in berth.breakdowns])] for p in phases])
 

@@ -24,6 +24,8 @@ import time
 #: how long a registered waiter's verdict is waited for (it normally comes within
 #: milliseconds: the waiter only commits ``exit``); after this the hook runs anyway
 WAITER_GRACE_SECONDS = 10.0
+#: left in the run's exit directory when the hook ran (for an operator, and the benchmarks)
+HOOK_RAN = "hook"
 #: a process that exits at once may end before its starter has even returned from ``start``
 #: and called ``wait``: while the starter lives, a waiter is given this long to show up
 WAITER_ARRIVAL_SECONDS = 0.05
@@ -40,6 +42,8 @@ def main(argv: list[str]) -> int:
         return 0
     if not hook or handled_elsewhere(waiter_file, handled_file, finished_at, starter):
         return 0
+    with open(os.path.join(os.path.dirname(exit_file), HOOK_RAN), "w"):
+        pass
     # the hook replaces this process: conmon waits for it, as it would for the gate
     os.execv(hook[0], [*hook, str(exit_code)])
 
