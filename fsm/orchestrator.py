@@ -42,6 +42,7 @@ from fsm.images.progress import Progress, silent
 from fsm.info import ContainerInfo, Event, ImageInfo, TransitionRecord
 from fsm.owner import owner_id
 from fsm.runner import Runner
+from fsm.sessions import ExecResult, run_exec
 from fsm.settings import resolve
 from fsm.steps.host import Drivers, Host
 from fsm.steps.layers import claim_layer, make_layer, undo_layer
@@ -329,6 +330,37 @@ class Orchestrator:
         exited. Stopping a container that is not running changes nothing, except that a
         restart policy will not start it again."""
         return self.runner.stop(ref, timeout)
+
+    def exec(self, ref: str, command: Sequence[str], *, user: str | None = None,
+             env: dict[str, str] | None = None, working_dir: str | None = None,
+             stdin: bytes | None = None, timeout: float = 600) -> ExecResult:
+        """Run ``command`` in the running container, as ``docker exec`` does, and return its
+        exit code and output, per stream. ``user`` (a name or ``uid[:gid]`` of the image's
+        ``/etc/passwd``), ``env`` (over the container's) and ``working_dir`` default to the
+        container's; ``stdin`` is fed to it, then closed. Events ``exec_create``,
+        ``exec_start``, ``exec_die`` (``exitCode``) record it. A container that is not running
+        is an :class:`InvalidState`; bad arguments a :class:`ConfigError`, before anything
+        runs.
+
+        >>> orc.exec("web", ["sh", "-c", "id -u; exit 3"], user="nobody")
+        ExecResult(exit_code=3, stdout=b'65534\n', stderr=b'')
+        """
+        from fsm.images.users import resolve_user
+
+        args = validation.command(command)
+        extra_env = validation.env(env or {})
+        if working_dir is not None:
+            validation.working_dir(working_dir)
+        if stdin is not None and not isinstance(stdin, bytes):
+            raise ConfigError("stdin", stdin, "bytes, or None")
+        if not timeout > 0:
+            raise ConfigError("timeout", timeout, "a positive number of seconds")
+        resolved = None
+        if user is not None:
+            container = self.db.resolve(ref)
+            accounts = self.db.images.accounts(container.image_id)
+            resolved = resolve_user(user, accounts.get("passwd", ""), accounts.get("group", ""))
+        return run_exec(self.host, ref, args, resolved, extra_env, working_dir, stdin, timeout)
 
     def kill(self, ref: str, signal: str | int = "KILL") -> ContainerInfo:
         """Send a signal (``KILL``, ``SIGUSR1``, ``15``...) to the running container's

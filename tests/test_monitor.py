@@ -112,3 +112,34 @@ def test_kill_refuses_a_container_without_a_process_and_an_unknown_signal(
         orc.kill(c.id)
     with pytest.raises(ConfigError, match="signal"):
         orc.kill(c.id, "SIGNOPE")
+
+
+def test_exec_relays_the_exit_code_and_streams_with_the_user_and_directory_asked_for(
+        orc: Orchestrator, image: str) -> None:
+    c = orc.create(image, ["sleep", "600"], network_mode="none", env={"FROM": "container"})
+    orc.start(c.id)
+    done = orc.exec(c.id, ["sh", "-c", "echo $FROM $EXTRA; pwd; id -u; echo err >&2; exit 3"],
+                    user="1000:1000", env={"EXTRA": "exec"}, working_dir="/tmp")
+    assert (done.exit_code, done.stdout, done.stderr) == (
+        3, b"container exec\n/tmp\n1000\n", b"err\n")
+    fed = orc.exec(c.id, ["cat"], stdin=EVERY_BYTE.encode())
+    assert (fed.exit_code, fed.stdout) == (0, EVERY_BYTE.encode())
+    actions = [e.action for e in orc.events(container=c.id) if e.action.startswith("exec_")]
+    assert actions == ["exec_create", "exec_start", "exec_die"] * 2
+    (first_die, _) = orc.events(container=c.id, actions=["exec_die"])
+    assert first_die.attributes["exitCode"] == 3
+    assert orc.get(c.id).state == "running"  # the container's own process is untouched
+    assert not (orc.paths(c.id).root / "exec").exists() or not any(
+        (orc.paths(c.id).root / "exec").iterdir())
+
+
+def test_exec_into_a_container_that_is_not_running_fails_clearly(
+        orc: Orchestrator, image: str) -> None:
+    from fsm.errors import ConfigError, InvalidState
+
+    c = orc.create(image, ["true"], network_mode="none")
+    with pytest.raises(InvalidState, match="only a running container"):
+        orc.exec(c.id, ["true"])
+    with pytest.raises(ConfigError, match="command"):
+        orc.exec(c.id, [])
+    assert orc.events(container=c.id, actions=["exec_create"]) == []

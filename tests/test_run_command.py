@@ -103,3 +103,17 @@ def test_rm_is_kept_by_the_container_when_its_run_is_killed(
         time.sleep(0.05)
     dies = orc.events(container=container, actions=["die"])
     assert [e.attributes["exitCode"] for e in dies] == [4]
+
+
+def test_exec_through_the_cli_relays_streams_stdin_and_the_exit_code(
+        orc: Orchestrator, env: dict[str, str], image: str) -> None:
+    c = orc.create(image, ["sleep", "600"], network_mode="none")
+    orc.start(c.id)
+    done = subprocess.run([*BERTH, "exec", "-i", "-w", "/tmp", "-e", "X=1", c.id, "sh", "-c",
+                           "cat; pwd; echo $X >&2; exit 7"], env=env, input=b"fed\n",
+                          capture_output=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (7, b"fed\n/tmp\n", b"1\n")
+    orc.stop(c.id, timeout=0)
+    refused = subprocess.run([*BERTH, "exec", c.id, "true"], env=env, capture_output=True,
+                             timeout=120, stdin=subprocess.DEVNULL)
+    assert refused.returncode == 1 and b"only a running container" in refused.stderr

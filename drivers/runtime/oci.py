@@ -25,10 +25,12 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from drivers.commands import run
 from drivers.errors import HostError
 from drivers.runtime.bundle import BundleSpec, write_bundle
+from drivers.runtime.exec import ExecOutcome, exec_in_container
 
 SUPPORTED = ("runc", "crun")
 #: how long ``runc create`` + ``runc start`` may take before the start is declared failed
@@ -235,6 +237,13 @@ class OCIRuntime:
                   or _logged_error(paths.runtime_log) or "conmon ended without an answer")
         self.delete(paths.root.name)
         raise HostError(f"{self.name} could not start the process: {reason}")
+
+    def exec(self, container_id: str, paths: ContainerPaths, process: Mapping[str, Any],
+             stdin: bytes | None, timeout: float, session: str) -> ExecOutcome:
+        """Run ``process`` (an OCI ``process`` object) in the running container under a conmon
+        of its own (:mod:`drivers.runtime.exec`); its exit code and streams."""
+        return exec_in_container(self.conmon, self.binary, self.state_root, container_id,
+                                 paths.root / "exec" / session, process, stdin, timeout, {})
 
     def kill(self, container_id: str, signal_number: int = signal.SIGTERM) -> bool:
         """Send a signal to the container's init; False when it is not running any more."""

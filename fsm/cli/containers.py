@@ -1,5 +1,5 @@
-"""The container commands: create, run, start, stop, restart, kill, rm, wait, ps, inspect,
-logs."""
+"""The container commands: create, run, start, stop, restart, kill, exec, rm, wait, ps,
+inspect, logs."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from fsm.cli.options import (
     COMMAND_AFTER_IMAGE,
     create_arguments,
     create_options,
+    parse_env,
     parse_filters,
     parse_time,
 )
@@ -301,4 +302,32 @@ def kill(obj: Context, /, refs: tuple[str, ...], signal_name: str) -> None:
         click.echo(obj.orc.kill(ref, signal_name).id)
 
 
-COMMANDS = (create, run, start, stop, restart, kill, rm, wait, ps, inspect, logs)
+@click.command(context_settings=COMMAND_AFTER_IMAGE)
+@click.option("-i", "--interactive", is_flag=True, help="Feed this command's stdin to it.")
+@click.option("-u", "--user", help="NAME|UID[:GROUP|GID] (default: the container's).")
+@click.option("-e", "--env", "env", multiple=True, metavar="NAME=VALUE",
+              help="Environment variable (repeatable).")
+@click.option("-w", "--workdir", help="Working directory (default: the container's).")
+@click.argument("ref")
+@click.argument("command", nargs=-1, required=True)
+@pass_context
+def exec_(obj: Context, /, ref: str, command: tuple[str, ...], interactive: bool,
+          user: str | None, env: tuple[str, ...], workdir: str | None) -> None:
+    """Run a command in a running container; its stdout and stderr apart, its exit code.
+
+    \b
+    Example: berth exec -u nobody web sh -c 'id -u'
+    """
+    stdin = sys.stdin.buffer.read() if interactive else None
+    done = obj.orc.exec(ref, list(command), user=user, env=parse_env(env), working_dir=workdir,
+                        stdin=stdin)
+    sys.stdout.buffer.write(done.stdout)
+    sys.stdout.buffer.flush()
+    sys.stderr.buffer.write(done.stderr)
+    sys.stderr.buffer.flush()
+    raise click.exceptions.Exit(done.exit_code)
+
+
+exec_.name = "exec"
+
+COMMANDS = (create, run, start, stop, restart, kill, exec_, rm, wait, ps, inspect, logs)
