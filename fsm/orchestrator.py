@@ -359,7 +359,9 @@ class Orchestrator:
         if user is not None:
             container = self.db.resolve(ref)
             accounts = self.db.images.accounts(container.image_id)
-            resolved = resolve_user(user, accounts.get("passwd", ""), accounts.get("group", ""))
+            found = resolve_user(user, accounts.get("passwd", ""), accounts.get("group", ""))
+            resolved = {"uid": found.uid, "gid": found.gid,
+                        "additional_gids": found.additional_gids, "home": found.home}
         return run_exec(self.host, ref, args, resolved, extra_env, working_dir, stdin, timeout)
 
     def kill(self, ref: str, signal: str | int = "KILL") -> ContainerInfo:

@@ -48,3 +48,15 @@ def owner_is_alive(owner: str, node: str) -> bool | None:
     except ValueError:
         return False
     return str(process_start_ticks(pid)) == start_text
+
+
+def owner_tag(owner: str, node: str) -> str:
+    """``pid-start``: the owner within its node, fit for a file name (a scratch directory, an
+    exec session) that recovery judges by :func:`tagged_owner_alive`."""
+    return owner[len(node) + 1:].replace(":", "-")
+
+
+def tagged_owner_alive(name: str, node: str) -> bool:
+    """Whether the process whose :func:`owner_tag` begins ``name`` still runs on ``node``."""
+    pid, _, rest = name.partition("-")
+    return owner_is_alive(f"{node}:{pid}:{rest.partition('-')[0]}", node) is True

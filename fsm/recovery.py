@@ -8,6 +8,8 @@
 - A layer row left ``applying`` or ``removing`` by a dead process of this node: a container's
   layer whose container row exists is kept; anything else is removed, driver first
   (:func:`fsm.steps.layers.recover_layers`), and scratch directories of dead pulls go.
+- An exec session whose caller died has its process killed and its directory removed, and an
+  ``exec_die`` (137, ``interrupted``) recorded.
 - A ``running`` row whose run's conmon recorded the exit gets ``exit`` with that status. A live
   conmon is left to report it: nothing changes. A dead conmon without a record gets its process
   ended and ``exit`` 128 with ``error`` saying the monitor died.
@@ -27,6 +29,7 @@ from fsm.container import LiveContainer
 from fsm.errors import BerthError, ConcurrentTransition
 from fsm.owner import owner_is_alive
 from fsm.runner import Runner
+from fsm.sessions import recover_sessions
 from fsm.steps.layers import recover_layers
 from models import utcnow
 
@@ -57,6 +60,9 @@ def recover(runner: Runner) -> dict[str, list[str]]:
     undone = recover_layers(host)
     if undone:
         report["layers"] = undone
+    sessions = recover_sessions(host)
+    if sessions:
+        report["exec sessions"] = sessions
     return report
 
 

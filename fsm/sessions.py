@@ -17,7 +17,7 @@ from typing import Any
 
 from fsm import states
 from fsm.errors import InvalidState, host_errors
-from fsm.images.users import ProcessUser
+from fsm.owner import owner_tag, tagged_owner_alive
 from fsm.steps.host import Host
 
 
@@ -30,7 +30,7 @@ class ExecResult:
     stderr: bytes
 
 
-def run_exec(host: Host, ref: str, command: Sequence[str], user: ProcessUser | None,
+def run_exec(host: Host, ref: str, command: Sequence[str], user: Mapping[str, Any] | None,
              env: Mapping[str, str], working_dir: str | None, stdin: bytes | None,
              timeout: float) -> ExecResult:
     container = host.db.resolve(ref)
@@ -42,7 +42,8 @@ def run_exec(host: Host, ref: str, command: Sequence[str], user: ProcessUser | N
     with host_errors():
         base = json.loads((paths.bundle / "config.json").read_text())["process"]
     process = _exec_process(base, command, user, env, working_dir)
-    session = secrets.token_hex(16)
+    # named after its caller, so that recovery can tell a session whose caller died
+    session = f"{owner_tag(host.owner, host.settings.node)}-{secrets.token_hex(8)}"
     attributes = {"execID": session, "image": container.image, "name": container.name}
     host.db.events.record(container.id, "exec_create", **attributes,
                           command=" ".join(command))
@@ -58,16 +59,34 @@ def run_exec(host: Host, ref: str, command: Sequence[str], user: ProcessUser | N
     return ExecResult(outcome.exit_code, outcome.stdout, outcome.stderr)
 
 
-def _exec_process(base: dict[str, Any], command: Sequence[str], user: ProcessUser | None,
+def recover_sessions(host: Host) -> list[str]:
+    """End the exec sessions of this node whose caller died (killed mid-``exec``): their
+    process, their directory, and an ``exec_die`` (137, ``interrupted``) in the event log.
+    Returns the container ids they were in."""
+    from drivers.runtime.exec import end_session
+
+    ended = []
+    for bundle in host.settings.containers_dir.glob("*/exec/*"):
+        if tagged_owner_alive(bundle.name, host.settings.node):
+            continue
+        container_id = bundle.parent.parent.name
+        end_session(bundle)
+        host.db.events.record(container_id, "exec_die", execID=bundle.name, exitCode=137,
+                              error="interrupted")
+        ended.append(container_id)
+    return ended
+
+
+def _exec_process(base: dict[str, Any], command: Sequence[str], user: Mapping[str, Any] | None,
                   env: Mapping[str, str], working_dir: str | None) -> dict[str, Any]:
     process = dict(base)
     process["args"] = list(command)
     process["terminal"] = False
     merged = dict(item.split("=", 1) for item in base.get("env", []) if "=" in item)
-    if user is not None:
-        process["user"] = {"uid": user.uid, "gid": user.gid,
-                           "additionalGids": list(user.additional_gids)}
-        merged["HOME"] = user.home
+    if user is not None:  # as a container's config keeps it: uid, gid, additional_gids, home
+        process["user"] = {"uid": user["uid"], "gid": user["gid"],
+                           "additionalGids": list(user["additional_gids"])}
+        merged["HOME"] = user["home"]
     merged.update(env)
     process["env"] = [f"{name}={value}" for name, value in merged.items()]
     if working_dir is not None:

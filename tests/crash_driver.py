@@ -1,6 +1,6 @@
 """A real orchestrator process for crash tests: ``python -m tests.crash_driver ROOT URL OP ARG``
-(ARG: a container id; for ``load`` a path, ``pull`` a reference, ``rmi`` and ``create`` an
-image).
+(ARG: a container id, in which ``exec`` runs ``sleep 600``; for ``load`` a path, ``pull`` a
+reference, ``rmi`` and ``create`` an image).
 
 The test sets ``BERTH_CRASH_AT`` to a crash point; the process kills itself with SIGKILL there,
 as a power cut would, leaving whatever it had done on the host and in the database.
@@ -38,6 +38,8 @@ def main(root: str, database_url: str, operation: str, container_id: str) -> int
             orc.remove_image(container_id)
         elif operation == "create":
             orc.create(container_id, network_mode="none")
+        elif operation == "exec":
+            orc.exec(container_id, ["sleep", "600"])
         else:
             raise SystemExit(f"unknown operation {operation}")
     except BerthError as error:

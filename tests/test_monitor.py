@@ -143,3 +143,28 @@ def test_exec_into_a_container_that_is_not_running_fails_clearly(
     with pytest.raises(ConfigError, match="command"):
         orc.exec(c.id, [])
     assert orc.events(container=c.id, actions=["exec_create"]) == []
+
+
+def test_an_exec_whose_caller_is_killed_is_ended_by_recovery(
+        orc: Orchestrator, image: str, root: Path, database_url: str) -> None:
+    import subprocess
+    import sys
+
+    c = orc.create(image, ["sleep", "600"], network_mode="none")
+    orc.start(c.id)
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.crash_driver", str(root), database_url, "exec", c.id],
+        env={**os.environ, "BERTH_CRASH_AT": "exec.after_start",
+             "BERTH_STORAGE": orc.storage.name},
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    sessions = orc.paths(c.id).root / "exec"
+    assert len(list(sessions.iterdir())) == 1  # its sleep runs on, watched by its conmon
+    assert orc.recover() == {"failed": [], "exited": [], "exec sessions": [c.id]}
+    assert list(sessions.iterdir()) == []
+    (die,) = orc.events(container=c.id, actions=["exec_die"])
+    assert (die.attributes["exitCode"], die.attributes["error"]) == (137, "interrupted")
+    # only the container's own sleep is left in it
+    done = orc.exec(c.id, ["sh", "-c", "ps -o comm | grep -c sleep"])
+    assert done.stdout == b"1\n"
+    assert orc.recover() == {"failed": [], "exited": []}

@@ -11,10 +11,12 @@ container, so a shared one would mix sessions); it goes when the session ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Mapping
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.crashpoints import crash_point
 from drivers.errors import HostError
 
 #: conmon's stream ids on the attach socket (its ``stdpipe_t``)
@@ -86,6 +89,7 @@ def _run_session(argv: list[str], bundle: Path, stdin: bytes | None, timeout: fl
             if int(started.get("data", -1)) <= 0:
                 raise HostError("the process could not start in the container: "
                                 + str(started.get("message", "no answer from conmon")).strip())
+            crash_point("exec.after_start")
             if stdin is not None:
                 attach.sendall(stdin)
                 attach.shutdown(socket.SHUT_WR)
@@ -98,6 +102,28 @@ def _run_session(argv: list[str], bundle: Path, stdin: bytes | None, timeout: fl
         for pair in pipes.values():
             for end in pair:
                 end.close()
+
+
+def end_session(bundle: Path) -> None:
+    """Whatever a session whose caller died left: its process (still running, watched by its
+    conmon, which then records the exit and goes) and its directory."""
+    process = _session_process(bundle)
+    if process is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process, signal.SIGKILL)
+    shutil.rmtree(bundle, ignore_errors=True)
+
+
+def _session_process(bundle: Path) -> int | None:
+    """The session's process, if it still runs: the pid conmon wrote, checked against the
+    command the session ran (a pid may have been reused since)."""
+    try:
+        pid = int((bundle / "exec_pid").read_text())
+        args = json.loads((bundle / "process.json").read_text())["args"]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError):
+        return None
+    return pid if cmdline.split(b"\0")[:-1] == [a.encode() for a in args] else None
 
 
 def connect_attach(bundle: Path) -> socket.socket:

@@ -19,7 +19,7 @@ from pathlib import Path
 from drivers.crashpoints import crash_point
 from drivers.storage import ApplyTarget
 from fsm.errors import BerthError, host_errors
-from fsm.owner import owner_is_alive
+from fsm.owner import owner_is_alive, owner_tag, tagged_owner_alive
 from fsm.steps.host import Host
 from fsm.store.layers import APPLYING, REMOVING, LayerRecord
 from models import utcnow
@@ -139,8 +139,7 @@ def scratch(host: Host) -> Iterator[Path]:
     its owner so that recovery removes it once the owner is dead."""
     base = host.settings.scratch_dir
     base.mkdir(mode=0o700, exist_ok=True)
-    pid_and_start = host.owner[len(host.settings.node) + 1:].replace(":", "-")
-    directory = base / f"{pid_and_start}-{secrets.token_hex(4)}"
+    directory = base / f"{owner_tag(host.owner, host.settings.node)}-{secrets.token_hex(4)}"
     directory.mkdir(mode=0o700)
     try:
         yield directory
@@ -152,10 +151,5 @@ def abandoned_scratch(host: Host) -> list[Path]:
     base = host.settings.scratch_dir
     if not base.is_dir():
         return []
-    found = []
-    for entry in base.iterdir():
-        pid, _, rest = entry.name.partition("-")
-        start = rest.partition("-")[0]
-        if owner_is_alive(f"{host.settings.node}:{pid}:{start}", host.settings.node) is not True:
-            found.append(entry)
-    return found
+    return [entry for entry in base.iterdir()
+            if not tagged_owner_alive(entry.name, host.settings.node)]
