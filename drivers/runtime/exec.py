@@ -18,7 +18,6 @@ import select
 import shutil
 import signal
 import socket
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from drivers.crashpoints import crash_point
 from drivers.errors import HostError
+from drivers.runtime.conmon import conmon_message, launch_conmon
 
 #: conmon's stream ids on the attach socket (its ``stdpipe_t``)
 STDOUT_ID, STDERR_ID = 2, 3
@@ -64,28 +64,13 @@ def exec_in_container(conmon: str, runtime: str, state_root: Path, container_id:
 
 def _run_session(argv: list[str], bundle: Path, stdin: bytes | None, timeout: float,
                  env: Mapping[str, str]) -> ExecOutcome:
-    pipes = {name: socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-             for name in ("SYNC", "START", "ATTACH")}
-    theirs = {name: pair[1] for name, pair in pipes.items()}
-    ours = {name: pair[0] for name, pair in pipes.items()}
+    ours = launch_conmon(argv, bundle, env, ("SYNC", "START", "ATTACH"), timeout)
     try:
-        launcher = subprocess.Popen(
-            argv, cwd=bundle, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, pass_fds=tuple(end.fileno() for end in theirs.values()),
-            env={**os.environ, **env,
-                 **{f"_OCI_{name}PIPE": str(end.fileno()) for name, end in theirs.items()}})
-        for end in theirs.values():
-            end.close()
-        ours["START"].send(b"\0")
-        _, launch_error = launcher.communicate(timeout=timeout)
-        if launcher.returncode != 0:
-            raise HostError(f"conmon could not start: {launch_error.decode(errors='replace')}"
-                            .strip())
-        _message(ours["ATTACH"], timeout)  # the attach socket is ready
+        conmon_message(ours["ATTACH"], timeout)  # the attach socket is ready
         attach = connect_attach(bundle)
         try:
             ours["START"].send(b"\0")  # now conmon runs the runtime's exec
-            started = _message(ours["SYNC"], timeout)
+            started = conmon_message(ours["SYNC"], timeout)
             if int(started.get("data", -1)) <= 0:
                 raise HostError("the process could not start in the container: "
                                 + str(started.get("message", "no answer from conmon")).strip())
@@ -96,12 +81,11 @@ def _run_session(argv: list[str], bundle: Path, stdin: bytes | None, timeout: fl
             stdout, stderr = _streams(attach, timeout)
         finally:
             attach.close()
-        ended = _message(ours["SYNC"], timeout)
+        ended = conmon_message(ours["SYNC"], timeout)
         return ExecOutcome(int(ended.get("data", 255)), stdout, stderr)
     finally:
-        for pair in pipes.values():
-            for end in pair:
-                end.close()
+        for end in ours.values():
+            end.close()
 
 
 def end_session(bundle: Path) -> None:
@@ -140,16 +124,6 @@ def connect_attach(bundle: Path) -> socket.socket:
     finally:
         os.close(directory)
     return attach
-
-
-def _message(pipe: socket.socket, timeout: float) -> dict[str, Any]:
-    ready, _, _ = select.select([pipe], [], [], timeout)
-    data = pipe.recv(65536) if ready else b""
-    try:
-        message = json.loads(data) if data else {}
-    except ValueError:
-        message = {}
-    return message if isinstance(message, dict) else {}
 
 
 def _streams(attach: socket.socket, timeout: float) -> tuple[bytes, bytes]:

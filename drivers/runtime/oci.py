@@ -15,11 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +27,7 @@ from typing import Any
 from drivers.commands import run
 from drivers.errors import HostError
 from drivers.runtime.bundle import BundleSpec, write_bundle
+from drivers.runtime.conmon import conmon_message, launch_conmon
 from drivers.runtime.exec import ExecOutcome, exec_in_container
 
 SUPPORTED = ("runc", "crun")
@@ -206,30 +204,12 @@ class OCIRuntime:
                              env: Mapping[str, str]) -> int:
         """Launch conmon; its answer on the sync pipe once ``runtime create`` is done: the
         container's pid, or the runtime's error raised as :class:`HostError`."""
-        sync, sync_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        start, start_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours = launch_conmon(argv, paths.root, env, ("SYNC", "START"), START_TIMEOUT)
         try:
-            launcher = subprocess.Popen(
-                argv, cwd=paths.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, pass_fds=(sync_theirs.fileno(), start_theirs.fileno()),
-                env={**os.environ, **env, "_OCI_SYNCPIPE": str(sync_theirs.fileno()),
-                     "_OCI_STARTPIPE": str(start_theirs.fileno())})
-            sync_theirs.close()
-            start_theirs.close()
-            start.send(b"\0")  # no cgroup to move it into first: go at once
-            # conmon forks its monitor and exits: only its own argument errors come back here
-            _, stderr = launcher.communicate(timeout=START_TIMEOUT)
-            if launcher.returncode != 0:
-                raise HostError(f"conmon could not start: {stderr.decode(errors='replace')}"
-                                .strip(), stderr=stderr.decode(errors="replace"))
-            answer = _receive(sync, START_TIMEOUT)
+            message = conmon_message(ours["SYNC"], START_TIMEOUT)
         finally:
-            for end in (sync, sync_theirs, start, start_theirs):
+            for end in ours.values():
                 end.close()
-        try:
-            message = json.loads(answer) if answer else {}
-        except ValueError:
-            message = {}
         pid = int(message.get("data", -1))
         if pid > 0:
             return pid
@@ -363,12 +343,6 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _each(flag: str, values: Sequence[str]) -> list[str]:
     return [part for value in values for part in (flag, value)]
-
-
-def _receive(sync: socket.socket, timeout: float) -> bytes:
-    """conmon's one message on the sync pipe (``b""`` when it closed it without one)."""
-    ready, _, _ = select.select([sync], [], [], timeout)
-    return sync.recv(65536) if ready else b""
 
 
 def _runtime_error(message: str) -> str:
